@@ -1,0 +1,194 @@
+/*
+ * internal.h — what the runtime files share with each other (and with hook/), never with programs.
+ *
+ * Every non-static name here starts with ch_ and is hidden: the build uses -fvisibility=hidden and
+ * only CH_EXPORT (the public cohook_* API and, in hook/, the intercepted libc names) is exported.
+ */
+#ifndef CH_INTERNAL_H
+#define CH_INTERNAL_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "cohook.h"
+
+#define CH_EXPORT __attribute__((visibility("default")))
+#define CH_LIKELY(x) __builtin_expect(!!(x), 1)
+#define CH_UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* Initial-exec TLS: libhook.so is loaded at start-up (LD_PRELOAD or DT_NEEDED), so its TLS sits in the
+ * static block and every access is one %fs-relative load instead of a __tls_get_addr call. */
+#define CH_TLS __thread __attribute__((tls_model("initial-exec")))
+
+#define CH_NO_DEADLINE UINT64_MAX
+
+/* ---- ctx_<arch>.S: the context switch ---------------------------------------------------------- */
+
+/* Save the caller's callee-saved registers and FP control state on its stack, store that stack pointer
+ * in *save_sp, resume the context whose saved stack pointer is to_sp, and hand it `arg`: ch_ctx_jump
+ * returns `arg` in the resumed context, or a fresh context's entry function receives it. */
+void *ch_ctx_jump(void **save_sp, void *to_sp, void *arg);
+/* Lay out a fresh context at the top of a stack so that the first ch_ctx_jump to the returned stack
+ * pointer calls entry(arg). entry must never return; if it does, ch_ctx_returned() aborts. */
+void *ch_ctx_make(void *stack_top, void (*entry)(void *arg));
+void ch_ctx_returned(void) __attribute__((noreturn));
+
+/* ---- config.c ----------------------------------------------------------------------------------- */
+
+struct ch_config {
+  size_t stack_size;           /* COHOOK_STACK_SIZE, page-rounded usable bytes per coroutine stack */
+  const char *stack_size_text; /* as the user wrote it, for messages ("262144" when defaulted) */
+};
+extern struct ch_config ch_config;
+void ch_config_load(void);
+/* Parse a byte count with an optional K/M/G suffix; -EINVAL / -ERANGE. Exposed for unit tests. */
+int ch_parse_size(const char *text, size_t *out);
+void ch_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+/* ---- lock.h-style tiny futex lock (the runtime never calls pthread_mutex_*: issue 4 hooks them) --- */
+
+typedef struct { _Atomic int state; } ch_lock_t;
+void ch_lock(ch_lock_t *l);
+void ch_unlock(ch_lock_t *l);
+
+/* ---- stack.c: coroutine stacks ------------------------------------------------------------------ */
+
+struct ch_stack {
+  char *lo;        /* lowest usable byte; the guard (or canary) page lies just below */
+  size_t size;     /* usable bytes, page multiple */
+  uint8_t guarded; /* guard page is PROT_NONE (else: canary words, checked on every switch away) */
+  uint8_t slab;    /* default size, carved from a slab and pooled (else: own mapping, unmapped on free) */
+  unsigned vg_id;  /* valgrind stack id */
+  uint32_t slab_idx;
+  char *low_water; /* lowest frame address seen at a switch: how deep this stack has been used */
+};
+struct ch_sched;
+int ch_stack_get(struct ch_sched *s, size_t size, struct ch_stack *out);
+void ch_stack_put(struct ch_sched *s, struct ch_stack *st);
+void ch_stack_flush_cache(struct ch_sched *s);
+bool ch_stack_canary_ok(const struct ch_stack *st);
+void ch_stack_overflow_abort(const struct ch_stack *st, bool guarded) __attribute__((noreturn));
+void ch_stack_thread_init(struct ch_sched *s);
+void ch_stack_thread_fini(struct ch_sched *s);
+/* Test hooks: cap the number of guarded stacks, and read how many are in use. */
+void ch_stack_set_guard_budget(long n);
+long ch_stack_guarded_count(void);
+
+/* ---- sched.c: coroutines and the per-thread scheduler ------------------------------------------- */
+
+enum { CH_RUNNING = 0, CH_PARKED = 1, CH_WAKE_OK = 2, CH_WAKE_TIMEOUT = 3, CH_WAKE_CLOSED = 4 };
+enum { CH_JOINABLE = 0, CH_DETACHED = 1, CH_EXITED = 2, CH_JOINED = 3 };
+
+/* A pending deadline, owned by a parked coroutine (lives on its stack). */
+struct ch_timer {
+  uint64_t deadline;
+  size_t idx; /* position in the scheduler's heap; SIZE_MAX when not armed */
+  struct cohook_coro *co;
+};
+
+struct cohook_coro {
+  void *sp;                  /* saved stack pointer while not running */
+  struct ch_sched *sched;    /* the one thread this coroutine ever runs on */
+  struct cohook_coro *next;  /* run queue / inbox link */
+  _Atomic int park;          /* CH_RUNNING, CH_PARKED, or the CH_WAKE_* that claimed the wake-up */
+  int saved_errno;           /* errno is per OS thread in libc; we keep one per coroutine */
+  _Atomic int join_state;    /* CH_JOINABLE ... */
+  _Atomic(struct cohook_coro *) joiner;
+  cohook_fn fn;
+  void *arg;
+  void *retval;
+  struct ch_stack stack;     /* lo == NULL for a thread's main coroutine */
+  void *asan_fake_stack;
+  uint64_t id;
+};
+typedef struct cohook_coro ch_coro;
+
+#define CH_STACK_CACHE 64
+
+struct ch_sched {
+  ch_coro main;              /* the thread's own stack */
+  ch_coro zombie;            /* "current" while a finished coroutine picks its successor */
+  ch_coro *current;
+  ch_coro *runq_head, *runq_tail;
+  struct ch_loop *loop;      /* loop.c (libev) */
+  /* timer min-heap of deadlines */
+  struct ch_timer **heap;
+  size_t heap_len, heap_cap;
+  /* cross-thread wake-ups: other threads push here, then poke the loop */
+  ch_lock_t inbox_lock;
+  ch_coro *inbox_head, *inbox_tail;
+  _Atomic int inbox_nonempty;
+  /* a finished coroutine's stack, released by whoever runs next (a stack cannot free itself) */
+  struct ch_stack dead_stack;
+  bool has_dead;
+  void *dead_sp_sink;
+  unsigned pops_since_poll;
+  struct ch_stack cache[CH_STACK_CACHE];
+  int ncache;
+  void *altstack;
+  size_t altstack_size;
+  const void *main_stack_lo; /* thread stack bounds, learned from ASan's fiber API */
+  size_t main_stack_size;
+  int in_loop;               /* inside libev: hooks must pass straight through */
+  uint64_t nswitch;
+};
+
+extern CH_TLS struct ch_sched *ch_tls_sched;
+
+struct ch_sched *ch_sched_get(void);     /* this thread's scheduler, created on first use */
+static inline struct ch_sched *ch_sched_peek(void) { return ch_tls_sched; }
+void ch_sched_destroy_current(void);
+
+int ch_spawn(ch_coro **out, cohook_fn fn, void *arg, size_t stack_size, bool detached);
+int ch_join(ch_coro *co, void **retval);
+int ch_detach(ch_coro *co);
+void ch_yield(void);
+
+/* Parking: announce, publish yourself where a waker can find you, then park. Any number of wakers
+ * may race (fd readiness, timer, another thread); the first ch_wake() claims the wake-up and its
+ * reason is what ch_park() returns. */
+static inline void ch_park_prepare(ch_coro *self) {
+  atomic_store_explicit(&self->park, CH_PARKED, memory_order_relaxed);
+}
+int ch_park(struct ch_sched *s, uint64_t deadline);
+bool ch_wake(ch_coro *co, int reason);
+int ch_sleep_until(uint64_t deadline);
+
+/* Timers (timer.c): a binary min-heap keyed by deadline, O(log n) insert and removal. */
+void ch_timer_add(struct ch_sched *s, struct ch_timer *t);
+void ch_timer_del(struct ch_sched *s, struct ch_timer *t);
+uint64_t ch_timer_next(const struct ch_sched *s);
+void ch_timer_fire_expired(struct ch_sched *s, uint64_t now);
+
+/* Called by loop.c when the ev_async fires. */
+void ch_sched_drain_inbox(struct ch_sched *s);
+
+static inline uint64_t ch_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+static inline uint64_t ch_deadline_after(int64_t timeout_ns) {
+  if (timeout_ns < 0) return CH_NO_DEADLINE;
+  uint64_t now = ch_now_ns();
+  return (uint64_t)timeout_ns > CH_NO_DEADLINE - now ? CH_NO_DEADLINE - 1 : now + (uint64_t)timeout_ns;
+}
+
+/* ---- loop.c: the only file that calls ev_* -------------------------------------------------------- */
+
+struct ch_loop *ch_loop_new(struct ch_sched *s);
+void ch_loop_free(struct ch_loop *l);
+/* Poll I/O once: timeout_ns < 0 waits without limit, 0 does not block. Wakes fd waiters. */
+void ch_loop_run(struct ch_sched *s, int64_t timeout_ns);
+/* Thread-safe: make the loop's current or next blocking poll return. */
+void ch_loop_notify(struct ch_loop *l);
+/* Park the current coroutine until fd is ready for events (COHOOK_READABLE/WRITABLE) or the deadline.
+ * Returns ready bits (> 0), -ETIMEDOUT, or -EBADF (ch_fd_closed called meanwhile). */
+int ch_fd_wait(int fd, int events, uint64_t deadline);
+/* fd is being closed by the program: wake its waiters on this thread with -EBADF, drop the watcher. */
+void ch_fd_closed(int fd);
+
+#endif /* CH_INTERNAL_H */

@@ -1,0 +1,41 @@
+/*
+ * lock.c — a three-state futex mutex (Drepper, "Futexes Are Tricky", mutex #2).
+ *
+ * The runtime needs a lock for the few structures shared between OS threads (stack pool, inboxes) but
+ * must not call pthread_mutex_*: libhook.so intercepts those, and the runtime must sit below the hooks.
+ * States: 0 unlocked, 1 locked, 2 locked with (possible) waiters. Uncontended lock/unlock is one atomic
+ * each and no syscall.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static void futex_wait(_Atomic int *addr, int val) {
+  syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake_one(_Atomic int *addr) {
+  syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void ch_lock(ch_lock_t *l) {
+  int c = 0;
+  if (atomic_compare_exchange_strong_explicit(&l->state, &c, 1, memory_order_acquire,
+                                              memory_order_relaxed))
+    return;
+  /* Contended: mark "waiters possible" and sleep until we take it in state 2. */
+  if (c != 2) c = atomic_exchange_explicit(&l->state, 2, memory_order_acquire);
+  while (c != 0) {
+    futex_wait(&l->state, 2);
+    c = atomic_exchange_explicit(&l->state, 2, memory_order_acquire);
+  }
+}
+
+void ch_unlock(ch_lock_t *l) {
+  if (atomic_exchange_explicit(&l->state, 0, memory_order_release) == 2) futex_wake_one(&l->state);
+}

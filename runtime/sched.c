@@ -1,0 +1,349 @@
+/*
+ * sched.c — coroutines and the per-thread scheduler.
+ *
+ * One scheduler per OS thread that uses the runtime, created on first use; the thread's own stack is
+ * its main coroutine. There is no separate "hub" coroutine: a coroutine that blocks picks the next
+ * ready one itself and switches straight to it (one switch per hand-off instead of two), and when
+ * nothing is ready it polls the event loop on its own stack until something is. Coroutines never move
+ * between threads — glibc caches TLS addresses (errno's address is a const function), so a coroutine
+ * that resumed on another thread would read another thread's errno.
+ *
+ * Wake-ups are claimed: a parked coroutine can be woken by fd readiness, its timer, or another thread;
+ * the first ch_wake() to move it from CH_PARKED wins, and only the winner queues it. Another thread
+ * queues through the target scheduler's inbox and pokes its loop (ev_async), because run queues are
+ * touched by their own thread only.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "sanitize.h"
+
+/* When the run queue never drains (coroutines that keep yielding), still look at I/O and timers
+ * every this many hand-offs, so ready sockets are not starved. */
+#define CH_POLL_EVERY 64
+#define CH_JOIN_DONE ((ch_coro *)(uintptr_t)1)
+
+CH_TLS struct ch_sched *ch_tls_sched;
+static _Atomic uint64_t next_id = 1;
+
+extern int __cxa_thread_atexit_impl(void (*func)(void *), void *obj, void *dso_symbol);
+extern void *__dso_handle;
+
+/* ---- run queue (this thread only) ---------------------------------------------------------------- */
+
+static inline void runq_push(struct ch_sched *s, ch_coro *co) {
+  co->next = NULL;
+  if (s->runq_tail) s->runq_tail->next = co;
+  else s->runq_head = co;
+  s->runq_tail = co;
+}
+
+static inline ch_coro *runq_pop(struct ch_sched *s) {
+  ch_coro *co = s->runq_head;
+  if (co) {
+    s->runq_head = co->next;
+    if (!s->runq_head) s->runq_tail = NULL;
+  }
+  return co;
+}
+
+void ch_sched_drain_inbox(struct ch_sched *s) {
+  ch_lock(&s->inbox_lock);
+  ch_coro *head = s->inbox_head, *tail = s->inbox_tail;
+  s->inbox_head = s->inbox_tail = NULL;
+  atomic_store_explicit(&s->inbox_nonempty, 0, memory_order_relaxed);
+  ch_unlock(&s->inbox_lock);
+  if (!head) return;
+  if (s->runq_tail) s->runq_tail->next = head;
+  else s->runq_head = head;
+  s->runq_tail = tail;
+}
+
+static void make_ready(ch_coro *co) {
+  struct ch_sched *s = co->sched;
+  if (s == ch_tls_sched) {
+    runq_push(s, co);
+    return;
+  }
+  co->next = NULL;
+  ch_lock(&s->inbox_lock);
+  if (s->inbox_tail) s->inbox_tail->next = co;
+  else s->inbox_head = co;
+  s->inbox_tail = co;
+  atomic_store_explicit(&s->inbox_nonempty, 1, memory_order_relaxed);
+  ch_unlock(&s->inbox_lock);
+  ch_loop_notify(s->loop);
+}
+
+bool ch_wake(ch_coro *co, int reason) {
+  int expect = CH_PARKED;
+  if (!atomic_compare_exchange_strong_explicit(&co->park, &expect, reason, memory_order_acq_rel,
+                                               memory_order_relaxed))
+    return false;
+  make_ready(co);
+  return true;
+}
+
+/* ---- switching ------------------------------------------------------------------------------------ */
+
+/* Runs first thing in whatever context just got the CPU: finish the sanitizer hand-off, release the
+ * stack of a coroutine that just finished, and restore this coroutine's errno. */
+static void after_switch(struct ch_sched *s, ch_coro *self) {
+#ifdef CH_ASAN
+  const void *old_lo;
+  size_t old_size;
+  __sanitizer_finish_switch_fiber(self->asan_fake_stack, &old_lo, &old_size);
+  /* The first switch of a thread always leaves its main stack: that is how we learn its bounds. */
+  if (!s->main_stack_lo) {
+    s->main_stack_lo = old_lo;
+    s->main_stack_size = old_size;
+  }
+#endif
+  if (s->has_dead) {
+    s->has_dead = false;
+    ch_stack_put(s, &s->dead_stack);
+  }
+  errno = self->saved_errno;
+}
+
+static inline void switch_to(struct ch_sched *s, ch_coro *from, ch_coro *to) {
+  from->saved_errno = errno;
+  if (CH_UNLIKELY(!from->stack.guarded) && from->stack.lo && !ch_stack_canary_ok(&from->stack))
+    ch_stack_overflow_abort(&from->stack, false);
+#ifdef CH_ASAN
+  __sanitizer_start_switch_fiber(&from->asan_fake_stack, to->stack.lo ? to->stack.lo : s->main_stack_lo,
+                                 to->stack.lo ? to->stack.size : s->main_stack_size);
+#endif
+  s->current = to;
+  s->nswitch++;
+  ch_ctx_jump(&from->sp, to->sp, from);
+  after_switch(s, from);
+}
+
+/* Remember how deep this coroutine's stack has been seen in use (ch_stack_put trims below that).
+ * Sampled wherever a coroutine blocks: free, and that is where legacy code spends its life. */
+static inline __attribute__((always_inline)) void note_depth(ch_coro *self) {
+  char *frame = __builtin_frame_address(0);
+  if (frame < self->stack.low_water) self->stack.low_water = frame;
+}
+
+/* Poll the inbox, I/O and timers; block when nothing is runnable. I/O is looked at before timers
+ * fire, so an fd that is ready when its wait times out counts as ready (poll(2) with timeout 0 must
+ * report readiness, not a timeout). */
+static void poll_events(struct ch_sched *s, bool may_block) {
+  if (atomic_load_explicit(&s->inbox_nonempty, memory_order_relaxed)) ch_sched_drain_inbox(s);
+  int64_t timeout = 0;
+  if (may_block) {
+    if (s->runq_head) { /* the inbox produced work: no need to ask the kernel */
+      if (s->heap_len) ch_timer_fire_expired(s, ch_now_ns());
+      return;
+    }
+    uint64_t next = ch_timer_next(s);
+    if (next == CH_NO_DEADLINE) {
+      timeout = -1;
+    } else {
+      uint64_t now = ch_now_ns();
+      timeout = next > now ? (int64_t)(next - now) : 0;
+    }
+  }
+  ch_loop_run(s, timeout);
+  if (s->heap_len) ch_timer_fire_expired(s, ch_now_ns());
+}
+
+/* The next coroutine to run, polling (and blocking) until there is one. May be the caller itself. */
+static ch_coro *next_ready(struct ch_sched *s) {
+  for (;;) {
+    if (s->runq_head) {
+      if (CH_UNLIKELY(++s->pops_since_poll >= CH_POLL_EVERY)) {
+        s->pops_since_poll = 0;
+        poll_events(s, false);
+      }
+      return runq_pop(s);
+    }
+    s->pops_since_poll = 0;
+    poll_events(s, true);
+  }
+}
+
+int ch_park(struct ch_sched *s, uint64_t deadline) {
+  ch_coro *self = s->current;
+  note_depth(self);
+  struct ch_timer t = {.deadline = deadline, .idx = SIZE_MAX, .co = self};
+  if (deadline != CH_NO_DEADLINE) ch_timer_add(s, &t);
+  ch_coro *next = next_ready(s);
+  if (next != self) switch_to(s, self, next);
+  ch_timer_del(s, &t); /* no-op when it fired */
+  int why = atomic_load_explicit(&self->park, memory_order_acquire);
+  atomic_store_explicit(&self->park, CH_RUNNING, memory_order_relaxed);
+  return why;
+}
+
+void ch_yield(void) {
+  struct ch_sched *s = ch_sched_get();
+  if (!s) return;
+  ch_coro *self = s->current;
+  note_depth(self);
+  runq_push(s, self);
+  ch_coro *next = next_ready(s);
+  if (next != self) switch_to(s, self, next);
+}
+
+int ch_sleep_until(uint64_t deadline) {
+  struct ch_sched *s = ch_sched_get();
+  if (!s) return -EAGAIN;
+  ch_park_prepare(s->current);
+  ch_park(s, deadline);
+  return 0;
+}
+
+/* ---- coroutine life cycle ------------------------------------------------------------------------- */
+
+static void coro_exit(struct ch_sched *s, ch_coro *self) __attribute__((noreturn));
+
+static void coro_entry(void *prev) {
+  (void)prev;
+  struct ch_sched *s = ch_tls_sched;
+  ch_coro *self = s->current;
+  after_switch(s, self);
+  self->retval = self->fn(self->arg);
+  coro_exit(s, self);
+}
+
+static void coro_exit(struct ch_sched *s, ch_coro *self) {
+  if (!ch_stack_canary_ok(&self->stack)) ch_stack_overflow_abort(&self->stack, false);
+  /* We are still running on this stack: whoever runs next releases it (after_switch). The zombie
+   * stands in for us as "current" so nothing reads the control block a joiner may free any moment. */
+  s->dead_stack = self->stack;
+  s->has_dead = true;
+  s->zombie.stack = self->stack;
+  s->zombie.sched = s;
+  s->current = &s->zombie;
+  int js = CH_JOINABLE;
+  if (atomic_compare_exchange_strong_explicit(&self->join_state, &js, CH_EXITED, memory_order_acq_rel,
+                                              memory_order_acquire)) {
+    ch_coro *joiner = atomic_exchange_explicit(&self->joiner, CH_JOIN_DONE, memory_order_acq_rel);
+    if (joiner) ch_wake(joiner, CH_WAKE_OK);
+  } else {
+    free(self); /* detached: nobody will ever look at it again */
+  }
+  /* From here on `self` may already be freed. */
+  ch_coro *next = next_ready(s);
+#ifdef CH_ASAN
+  __sanitizer_start_switch_fiber(NULL, next->stack.lo ? next->stack.lo : s->main_stack_lo,
+                                 next->stack.lo ? next->stack.size : s->main_stack_size);
+#endif
+  s->current = next;
+  s->nswitch++;
+  ch_ctx_jump(&s->dead_sp_sink, next->sp, NULL);
+  __builtin_unreachable();
+}
+
+void ch_ctx_returned(void) {
+  static const char msg[] = "cohook: internal error: a coroutine entry function returned\n";
+  ssize_t w = write(2, msg, sizeof msg - 1);
+  (void)w;
+  abort();
+}
+
+int ch_spawn(ch_coro **out, cohook_fn fn, void *arg, size_t stack_size, bool detached) {
+  struct ch_sched *s = ch_sched_get();
+  if (!s) return -EAGAIN;
+  ch_coro *co = malloc(sizeof *co);
+  if (!co) return -EAGAIN;
+  memset(co, 0, sizeof *co);
+  int rc = ch_stack_get(s, stack_size ? stack_size : ch_config.stack_size, &co->stack);
+  if (rc < 0) {
+    free(co);
+    return rc;
+  }
+  co->sched = s;
+  co->fn = fn;
+  co->arg = arg;
+  co->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+  atomic_init(&co->park, CH_RUNNING);
+  atomic_init(&co->join_state, detached ? CH_DETACHED : CH_JOINABLE);
+  atomic_init(&co->joiner, NULL);
+  co->sp = ch_ctx_make(co->stack.lo + co->stack.size, coro_entry);
+  runq_push(s, co);
+  if (out) *out = co;
+  return 0;
+}
+
+int ch_join(ch_coro *co, void **retval) {
+  struct ch_sched *s = ch_sched_get();
+  if (!s) return -EAGAIN;
+  ch_coro *self = s->current;
+  if (co == self) return -EDEADLK;
+  int js = atomic_load_explicit(&co->join_state, memory_order_acquire);
+  if (js == CH_DETACHED || js == CH_JOINED) return -EINVAL;
+  if (js != CH_EXITED) {
+    ch_park_prepare(self);
+    ch_coro *expect = NULL;
+    if (atomic_compare_exchange_strong_explicit(&co->joiner, &expect, self, memory_order_acq_rel,
+                                                memory_order_acquire)) {
+      ch_park(s, CH_NO_DEADLINE); /* only coro_exit knows we wait: it wakes us exactly once */
+    } else {
+      atomic_store_explicit(&self->park, CH_RUNNING, memory_order_relaxed);
+      if (expect != CH_JOIN_DONE) return -EINVAL; /* somebody else is joining it */
+    }
+  }
+  (void)atomic_load_explicit(&co->join_state, memory_order_acquire);
+  if (retval) *retval = co->retval;
+  free(co);
+  return 0;
+}
+
+int ch_detach(ch_coro *co) {
+  int js = CH_JOINABLE;
+  if (atomic_compare_exchange_strong_explicit(&co->join_state, &js, CH_DETACHED, memory_order_acq_rel,
+                                              memory_order_acquire))
+    return 0;
+  if (js == CH_EXITED &&
+      atomic_compare_exchange_strong_explicit(&co->join_state, &js, CH_JOINED, memory_order_acq_rel,
+                                              memory_order_acquire)) {
+    free(co); /* it already finished: detaching an exited coroutine releases it, as for pthreads */
+    return 0;
+  }
+  return -EINVAL;
+}
+
+/* ---- per-thread scheduler ------------------------------------------------------------------------- */
+
+static void sched_thread_exit(void *p) {
+  struct ch_sched *s = p;
+  /* The main thread's scheduler lives until the process ends: exit() runs TLS destructors while
+   * other threads may still wake coroutines on it. */
+  if (syscall(SYS_gettid) == getpid()) return;
+  ch_tls_sched = NULL;
+  ch_loop_free(s->loop);
+  ch_stack_thread_fini(s);
+  free(s->heap);
+  free(s);
+}
+
+struct ch_sched *ch_sched_get(void) {
+  struct ch_sched *s = ch_tls_sched;
+  if (CH_LIKELY(s)) return s;
+  s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->main.sched = s;
+  s->main.id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+  atomic_init(&s->main.park, CH_RUNNING);
+  atomic_init(&s->main.join_state, CH_DETACHED); /* a thread's main coroutine cannot be joined */
+  s->current = &s->main;
+  s->loop = ch_loop_new(s);
+  if (!s->loop) {
+    free(s);
+    return NULL;
+  }
+  ch_tls_sched = s;
+  ch_stack_thread_init(s);
+  __cxa_thread_atexit_impl(sched_thread_exit, s, &__dso_handle);
+  return s;
+}

@@ -1,0 +1,77 @@
+/*
+ * timer.c — per-scheduler deadlines: a binary min-heap of struct ch_timer.
+ *
+ * Why not one ev_timer per sleeper: libev's epoll backend rounds every wait up to whole milliseconds
+ * and does not tell us its earliest timer, and a scheduler needs both the earliest deadline (to choose
+ * how to block, see loop.c) and nanosecond precision (usleep(100) must not become a 1 ms sleep). Each
+ * timer lives inside the parked coroutine's own frame and records its heap index, so removal when a
+ * wait ends early is O(log n) and no allocation happens per wait.
+ */
+#include <stdlib.h>
+
+#include "internal.h"
+
+static void place(struct ch_sched *s, size_t i, struct ch_timer *t) {
+  s->heap[i] = t;
+  t->idx = i;
+}
+
+static void sift_up(struct ch_sched *s, size_t i) {
+  struct ch_timer *t = s->heap[i];
+  while (i > 0) {
+    size_t parent = (i - 1) / 2;
+    if (s->heap[parent]->deadline <= t->deadline) break;
+    place(s, i, s->heap[parent]);
+    i = parent;
+  }
+  place(s, i, t);
+}
+
+static void sift_down(struct ch_sched *s, size_t i) {
+  struct ch_timer *t = s->heap[i];
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= s->heap_len) break;
+    if (c + 1 < s->heap_len && s->heap[c + 1]->deadline < s->heap[c]->deadline) c++;
+    if (t->deadline <= s->heap[c]->deadline) break;
+    place(s, i, s->heap[c]);
+    i = c;
+  }
+  place(s, i, t);
+}
+
+void ch_timer_add(struct ch_sched *s, struct ch_timer *t) {
+  if (s->heap_len == s->heap_cap) {
+    size_t ncap = s->heap_cap ? s->heap_cap * 2 : 64;
+    struct ch_timer **nh = realloc(s->heap, ncap * sizeof *nh);
+    if (!nh) ch_die("cohook: out of memory growing the timer heap");
+    s->heap = nh;
+    s->heap_cap = ncap;
+  }
+  place(s, s->heap_len++, t);
+  sift_up(s, t->idx);
+}
+
+void ch_timer_del(struct ch_sched *s, struct ch_timer *t) {
+  size_t i = t->idx;
+  if (i == SIZE_MAX) return;
+  t->idx = SIZE_MAX;
+  struct ch_timer *last = s->heap[--s->heap_len];
+  if (i == s->heap_len) return;
+  place(s, i, last);
+  /* The moved element may belong either above or below its new position. */
+  if (i > 0 && s->heap[(i - 1) / 2]->deadline > last->deadline) sift_up(s, i);
+  else sift_down(s, i);
+}
+
+uint64_t ch_timer_next(const struct ch_sched *s) {
+  return s->heap_len ? s->heap[0]->deadline : CH_NO_DEADLINE;
+}
+
+void ch_timer_fire_expired(struct ch_sched *s, uint64_t now) {
+  while (s->heap_len && s->heap[0]->deadline <= now) {
+    struct ch_timer *t = s->heap[0];
+    ch_timer_del(s, t);
+    ch_wake(t->co, CH_WAKE_TIMEOUT);
+  }
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# scripts/test.sh — the whole test suite, on a fresh Debian machine.
+#
+#   scripts/test.sh            normal build (warnings are errors) + ASan/UBSan build of the unit tests
+#                              + the aarch64 context switch under qemu (when the tools can be had)
+#   scripts/test.sh --quick    normal build only
+#   scripts/test.sh --valgrind also run the unit tests under valgrind
+#
+# Installs what is missing with apt-get when run as root; exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0 valgrind=0
+for a in "$@"; do
+  case "$a" in
+    --quick) quick=1 ;;
+    --valgrind) valgrind=1 ;;
+    *) echo "usage: scripts/test.sh [--quick] [--valgrind]" >&2; exit 2 ;;
+  esac
+done
+
+pkgs=(cmake make gcc pkg-config libev-dev libcmocka-dev valgrind)
+[ "$quick" = 1 ] || pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "== installing: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "scripts/test.sh: missing packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+
+jobs=$(nproc)
+fail=0
+
+echo "== build (warnings are errors)"
+cmake -S . -B build -DCOHOOK_WERROR=ON >/dev/null
+cmake --build build -j"$jobs" >/dev/null
+echo "== tests"
+(cd build && ctest --output-on-failure -j"$jobs") || fail=1
+
+if [ "$quick" = 0 ]; then
+  echo "== ASan + UBSan build, unit tests"
+  cmake -S . -B build-asan -DCOHOOK_WERROR=ON -DCOHOOK_SANITIZE=ON >/dev/null
+  cmake --build build-asan -j"$jobs" >/dev/null
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs" -L unit) || fail=1
+
+  echo "== aarch64 context switch"
+  scripts/test-arch.sh build/arch || fail=1
+fi
+
+if [ "$valgrind" = 1 ]; then
+  echo "== unit tests under valgrind"
+  (cd build && ctest --output-on-failure -L unit -T memcheck \
+     --overwrite MemoryCheckCommandOptions="--error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite") || fail=1
+fi
+
+if [ "$fail" = 0 ]; then echo "== all tests passed"; else echo "== FAILED"; fi
+exit "$fail"
