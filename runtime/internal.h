@@ -73,14 +73,17 @@ bool ch_stack_canary_ok(const struct ch_stack *st);
 void ch_stack_overflow_abort(const struct ch_stack *st, bool guarded) __attribute__((noreturn));
 void ch_stack_thread_init(struct ch_sched *s);
 void ch_stack_thread_fini(struct ch_sched *s);
+void ch_stack_after_fork(void);
 /* Test hooks: cap the number of guarded stacks, and read how many are in use. */
 void ch_stack_set_guard_budget(long n);
 long ch_stack_guarded_count(void);
 
 /* ---- sched.c: coroutines and the per-thread scheduler ------------------------------------------- */
 
-enum { CH_RUNNING = 0, CH_PARKED = 1, CH_WAKE_OK = 2, CH_WAKE_TIMEOUT = 3, CH_WAKE_CLOSED = 4 };
+enum { CH_RUNNING = 0, CH_PARKED = 1, CH_WAKE_OK = 2, CH_WAKE_TIMEOUT = 3, CH_WAKE_CLOSED = 4, CH_WAKE_INTR = 5 };
 enum { CH_JOINABLE = 0, CH_DETACHED = 1, CH_EXITED = 2, CH_JOINED = 3 };
+/* While parked in a hooked blocking call: which signal handlers interrupt it (EINTR). */
+enum { CH_INTR_NONE = 0, CH_INTR_NORESTART = 1, CH_INTR_ALWAYS = 2 };
 
 /* A pending deadline, owned by a parked coroutine (lives on its stack). */
 struct ch_timer {
@@ -103,6 +106,8 @@ struct cohook_coro {
   struct ch_stack stack;     /* lo == NULL for a thread's main coroutine */
   void *asan_fake_stack;
   uint64_t id;
+  int intr;                  /* CH_INTR_*: set by io.c around its waits */
+  unsigned park_seq;         /* counts parks, so a late signal cannot interrupt a later call */
 };
 typedef struct cohook_coro ch_coro;
 
@@ -132,11 +137,14 @@ struct ch_sched {
   size_t altstack_size;
   const void *main_stack_lo; /* thread stack bounds, learned from ASan's fiber API */
   size_t main_stack_size;
-  int in_loop;               /* inside libev: hooks must pass straight through */
+  volatile unsigned sig_seq; /* set by a signal handler: interrupt main's park number sig_seq-1 */
   uint64_t nswitch;
 };
 
 extern CH_TLS struct ch_sched *ch_tls_sched;
+/* Non-zero while this thread is inside the runtime's own machinery (libev, a signal handler): hooked
+ * functions called then are the runtime's or the handler's own and go straight to libc. */
+extern CH_TLS int ch_tls_bypass;
 
 struct ch_sched *ch_sched_get(void);     /* this thread's scheduler, created on first use */
 static inline struct ch_sched *ch_sched_peek(void) { return ch_tls_sched; }
@@ -177,6 +185,75 @@ static inline uint64_t ch_deadline_after(int64_t timeout_ns) {
   return (uint64_t)timeout_ns > CH_NO_DEADLINE - now ? CH_NO_DEADLINE - 1 : now + (uint64_t)timeout_ns;
 }
 
+/* ---- fdtab.c: per-fd facts shared by the hooks and the loop --------------------------------------- */
+
+enum { CH_FD_UNKNOWN = 0, CH_FD_SOCKET, CH_FD_PIPE, CH_FD_CHR, CH_FD_ANON, CH_FD_FILE };
+
+struct ch_fdinfo {
+  _Atomic uint8_t kind;          /* CH_FD_* */
+  _Atomic uint8_t user_nonblock; /* the program's own O_NONBLOCK, as it would read it with F_GETFL */
+  _Atomic uint8_t nowait_bad;    /* RWF_NOWAIT refused: wait for readiness, then make the call */
+  _Atomic uint8_t toggle_lock;
+  _Atomic uint16_t toggles;      /* calls inside a transient O_NONBLOCK of ours (accept, connect) */
+  _Atomic int fl;                /* file status flags as last seen / set (for F_SETFL restores) */
+  _Atomic uint32_t gen;          /* bumped on create/close: see fdtab.c */
+  _Atomic int64_t rcvtimeo_ns;   /* SO_RCVTIMEO, 0 = none */
+  _Atomic int64_t sndtimeo_ns;   /* SO_SNDTIMEO, 0 = none */
+};
+
+struct ch_fdinfo *ch_fd_info(int fd); /* NULL for fds beyond the table: treat as not ours */
+uint32_t ch_fd_gen(int fd);
+/* The kind (classifying the fd with fstat on first use), or -errno if the fd is not open. */
+int ch_fd_classify(int fd, struct ch_fdinfo *fi);
+void ch_fd_created(int fd, int kind, bool nonblock, int flflags);
+void ch_fd_dup(int oldfd, int newfd);
+void ch_fd_forget(int fd);
+void ch_fd_nonblock_hold(int fd, struct ch_fdinfo *fi);
+void ch_fd_nonblock_release(int fd, struct ch_fdinfo *fi);
+
+static inline void ch_cpu_relax(void) {
+#if defined(__x86_64__)
+  __asm__ volatile("pause");
+#elif defined(__aarch64__)
+  __asm__ volatile("yield");
+#endif
+}
+
+/* ---- io.c: blocking calls emulated on coroutines (all return >= 0 or -errno) ----------------------- */
+
+struct iovec;
+struct msghdr;
+struct sockaddr;
+struct pollfd;
+struct epoll_event;
+typedef unsigned int ch_socklen_t;
+/* The fd's info when the call is ours to emulate; NULL: call libc (bad fd, regular file, the
+ * program's own O_NONBLOCK, or inside the runtime). */
+struct ch_fdinfo *ch_io_fd(int fd);
+long ch_io_read(int fd, struct ch_fdinfo *fi, void *buf, size_t n);
+long ch_io_readv(int fd, struct ch_fdinfo *fi, const struct iovec *iov, int cnt);
+long ch_io_recvfrom(int fd, struct ch_fdinfo *fi, void *buf, size_t n, int flags, struct sockaddr *addr,
+                    ch_socklen_t *alen);
+long ch_io_recvmsg(int fd, struct ch_fdinfo *fi, struct msghdr *m, int flags);
+long ch_io_write(int fd, struct ch_fdinfo *fi, const void *buf, size_t n);
+long ch_io_writev(int fd, struct ch_fdinfo *fi, const struct iovec *iov, int cnt);
+long ch_io_writev_flags(int fd, struct ch_fdinfo *fi, const struct iovec *iov, int cnt, int flags);
+long ch_io_sendto(int fd, struct ch_fdinfo *fi, const void *buf, size_t n, int flags,
+                  const struct sockaddr *addr, ch_socklen_t alen);
+long ch_io_sendmsg(int fd, struct ch_fdinfo *fi, const struct msghdr *m, int flags);
+long ch_io_accept(int fd, struct ch_fdinfo *fi, struct sockaddr *addr, ch_socklen_t *alen, int flags);
+long ch_io_connect(int fd, struct ch_fdinfo *fi, const struct sockaddr *addr, ch_socklen_t alen);
+/* deadline: 0 = just look, CH_NO_DEADLINE = no limit */
+long ch_io_poll(struct pollfd *fds, unsigned long n, uint64_t deadline);
+long ch_io_select(int nfds, void *rd, void *wr, void *ex, uint64_t deadline);
+long ch_io_epoll_wait(int epfd, struct epoll_event *ev, int max, uint64_t deadline);
+long ch_io_sleep_until(uint64_t deadline); /* 0, or -EINTR */
+
+/* Called from a signal handler wrapper: a handler (with or without SA_RESTART) just ran. */
+void ch_signal_arrived(bool restart);
+/* In a fork() child: drop the parent's scheduler; the calling context becomes the main coroutine. */
+void ch_sched_after_fork(void);
+
 /* ---- loop.c: the only file that calls ev_* -------------------------------------------------------- */
 
 struct ch_loop *ch_loop_new(struct ch_sched *s);
@@ -188,7 +265,11 @@ void ch_loop_notify(struct ch_loop *l);
 /* Park the current coroutine until fd is ready for events (COHOOK_READABLE/WRITABLE) or the deadline.
  * Returns ready bits (> 0), -ETIMEDOUT, or -EBADF (ch_fd_closed called meanwhile). */
 int ch_fd_wait(int fd, int events, uint64_t deadline);
-/* fd is being closed by the program: wake its waiters on this thread with -EBADF, drop the watcher. */
+/* Wait until any of n fds is ready for its events (same bits), or the deadline. Returns > 0 when one
+ * was reported ready (the caller asks the kernel which: poll/select semantics), -ETIMEDOUT, -EINTR. */
+int ch_fd_wait_any(const int *fds, const int *events, size_t n, uint64_t deadline);
+/* fd is being closed by the program: wake its waiters on this thread with -EBADF, drop the watcher,
+ * and bump the fd's generation. */
 void ch_fd_closed(int fd);
 
 #endif /* CH_INTERNAL_H */

@@ -33,7 +33,9 @@
 
 struct ch_fdwaiter {
   struct ch_fdwaiter *next, *prev;
+  struct ch_fdslot *slot;
   ch_coro *co;
+  int fd;
   int events;  /* COHOOK_READABLE / COHOOK_WRITABLE */
   int revents;
 };
@@ -41,7 +43,8 @@ struct ch_fdwaiter {
 struct ch_fdslot {
   ev_io io;                    /* first member: the callback casts back */
   struct ch_fdwaiter *waiters;
-  bool fresh;                  /* next start must re-add the fd to epoll (new or closed+reused fd) */
+  uint32_t gen;                /* fdtab generation the watcher was added under; see fdtab.c */
+  bool added;                  /* the watcher has been given to epoll at least once for this gen */
 };
 
 struct ch_loop {
@@ -131,7 +134,11 @@ void ch_loop_free(struct ch_loop *l) {
   free(l);
 }
 
-void ch_loop_notify(struct ch_loop *l) { ev_async_send(l->ev, &l->wake); }
+void ch_loop_notify(struct ch_loop *l) {
+  ch_tls_bypass++; /* ev_async_send write()s to an eventfd: that is ours, not the program's */
+  ev_async_send(l->ev, &l->wake);
+  ch_tls_bypass--;
+}
 
 /* Arm the precise timer for an absolute CLOCK_MONOTONIC deadline. Returns false if unavailable. */
 static bool arm_timerfd(struct ch_loop *l, uint64_t deadline) {
@@ -148,7 +155,7 @@ static bool arm_timerfd(struct ch_loop *l, uint64_t deadline) {
 
 void ch_loop_run(struct ch_sched *s, int64_t timeout_ns) {
   struct ch_loop *l = s->loop;
-  s->in_loop++;
+  ch_tls_bypass++; /* libev's epoll_wait, read and write calls are its own */
   if (timeout_ns == 0) {
     ev_run(l->ev, EVRUN_NOWAIT);
   } else if (timeout_ns < 0) {
@@ -163,7 +170,7 @@ void ch_loop_run(struct ch_sched *s, int64_t timeout_ns) {
   } else {
     ev_run(l->ev, EVRUN_ONCE);
   }
-  s->in_loop--;
+  ch_tls_bypass--;
 }
 
 static struct ch_fdslot *slot_get(struct ch_loop *l, int fd) {
@@ -181,58 +188,106 @@ static struct ch_fdslot *slot_get(struct ch_loop *l, int fd) {
     slot = calloc(1, sizeof *slot);
     if (!slot) return NULL;
     ev_init(&slot->io, fd_cb);
-    slot->fresh = true;
     l->slots[fd] = slot;
   }
   return slot;
+}
+
+/* Make sure slot's watcher covers `ev`. Costs no syscall when it already does (the common case: the
+ * same coroutine waits on the same fd again), one epoll_ctl otherwise. */
+static void watch(struct ch_loop *l, struct ch_fdslot *slot, int fd, int ev) {
+  uint32_t gen = ch_fd_gen(fd);
+  bool active = ev_is_active(&slot->io);
+  if (slot->added && slot->gen == gen && active && (slot->io.events & ev) == ev) return;
+  int nev = (active ? (slot->io.events & (EV_READ | EV_WRITE)) : 0) | ev;
+  ev_io_stop(l->ev, &slot->io);
+  if (!slot->added || slot->gen != gen) {
+    /* New to us, or the number now names another file: ev_io_set's EV__IOFDSET makes libev
+     * re-add the fd to epoll even though, as far as it knows, nothing changed. */
+    ev_io_set(&slot->io, fd, nev);
+    slot->gen = gen;
+    slot->added = true;
+  } else {
+    ev_io_modify(&slot->io, nev);
+  }
+  ev_io_start(l->ev, &slot->io);
+}
+
+/* Register n waiters, park once, unregister. Returns the park reason (CH_WAKE_*) or -ENOMEM. */
+static int wait_on(struct ch_sched *s, struct ch_fdwaiter *ws, size_t n, uint64_t deadline) {
+  struct ch_loop *l = s->loop;
+  size_t i;
+  for (i = 0; i < n; i++) {
+    struct ch_fdslot *slot = slot_get(l, ws[i].fd);
+    if (!slot) break;
+    ws[i].slot = slot;
+    ws[i].co = s->current;
+    ws[i].revents = 0;
+    ws[i].prev = NULL;
+    ws[i].next = slot->waiters;
+    if (ws[i].next) ws[i].next->prev = &ws[i];
+    slot->waiters = &ws[i];
+    watch(l, slot, ws[i].fd, to_ev(ws[i].events));
+  }
+  int why = -ENOMEM;
+  if (i == n) {
+    ch_park_prepare(s->current);
+    why = ch_park(s, deadline);
+  }
+  while (i--) {
+    struct ch_fdwaiter *w = &ws[i];
+    if (w->prev) w->prev->next = w->next;
+    else w->slot->waiters = w->next;
+    if (w->next) w->next->prev = w->prev;
+  }
+  return why;
 }
 
 int ch_fd_wait(int fd, int events, uint64_t deadline) {
   struct ch_sched *s = ch_sched_get();
   if (!s) return -EAGAIN;
   if (fd < 0) return -EBADF;
-  int ev = to_ev(events);
-  if (!ev) return -EINVAL;
-  struct ch_loop *l = s->loop;
-  struct ch_fdslot *slot = slot_get(l, fd);
-  if (!slot) return -ENOMEM;
-  struct ch_fdwaiter w = {.co = s->current, .events = events};
-  w.next = slot->waiters;
-  if (w.next) w.next->prev = &w;
-  slot->waiters = &w;
-  bool active = ev_is_active(&slot->io);
-  if (!active || (slot->io.events & ev) != ev) {
-    int nev = (active ? (slot->io.events & (EV_READ | EV_WRITE)) : 0) | ev;
-    ev_io_stop(l->ev, &slot->io);
-    if (slot->fresh) {
-      ev_io_set(&slot->io, fd, nev); /* EV__IOFDSET: forces libev to (re)add the fd to epoll */
-      slot->fresh = false;
-    } else {
-      ev_io_modify(&slot->io, nev);
-    }
-    ev_io_start(l->ev, &slot->io);
-  }
-  ch_park_prepare(w.co);
-  int why = ch_park(s, deadline);
-  if (w.prev) w.prev->next = w.next;
-  else slot->waiters = w.next;
-  if (w.next) w.next->prev = w.prev;
-  switch (why) {
+  if (!to_ev(events)) return -EINVAL;
+  struct ch_fdwaiter w = {.fd = fd, .events = events};
+  switch (wait_on(s, &w, 1, deadline)) {
     case CH_WAKE_OK: return w.revents;
     case CH_WAKE_TIMEOUT: return -ETIMEDOUT;
     case CH_WAKE_CLOSED: return -EBADF;
-    default: return -EINTR;
+    case CH_WAKE_INTR: return -EINTR;
+    default: return -ENOMEM;
+  }
+}
+
+int ch_fd_wait_any(const int *fds, const int *events, size_t n, uint64_t deadline) {
+  struct ch_sched *s = ch_sched_get();
+  if (!s) return -EAGAIN;
+  struct ch_fdwaiter local[16], *ws = n <= 16 ? local : calloc(n, sizeof *ws);
+  if (!ws) return -ENOMEM;
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (fds[i] < 0 || !to_ev(events[i])) continue;
+    ws[m].fd = fds[i];
+    ws[m].events = events[i];
+    m++;
+  }
+  int why = wait_on(s, ws, m, deadline);
+  if (ws != local) free(ws);
+  switch (why) {
+    case CH_WAKE_OK: case CH_WAKE_CLOSED: return 1; /* the caller's re-poll reports what happened */
+    case CH_WAKE_TIMEOUT: return -ETIMEDOUT;
+    case CH_WAKE_INTR: return -EINTR;
+    default: return -ENOMEM;
   }
 }
 
 void ch_fd_closed(int fd) {
+  /* The kernel drops the epoll registration when the last reference to the file goes; libev does
+   * not know. The new generation makes the next waiter on this number re-add it (on every thread). */
+  ch_fd_forget(fd);
   struct ch_sched *s = ch_sched_peek();
   if (!s || fd < 0 || (size_t)fd >= s->loop->nslots) return;
   struct ch_fdslot *slot = s->loop->slots[fd];
   if (!slot) return;
   for (struct ch_fdwaiter *x = slot->waiters; x; x = x->next) ch_wake(x->co, CH_WAKE_CLOSED);
   ev_io_stop(s->loop->ev, &slot->io);
-  /* The kernel drops the epoll registration when the last reference to the file goes; libev does
-   * not know. The next waiter on this fd number (likely a different file) must re-add it. */
-  slot->fresh = true;
 }

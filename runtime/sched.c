@@ -30,6 +30,7 @@
 #define CH_JOIN_DONE ((ch_coro *)(uintptr_t)1)
 
 CH_TLS struct ch_sched *ch_tls_sched;
+CH_TLS int ch_tls_bypass;
 static _Atomic uint64_t next_id = 1;
 
 extern int __cxa_thread_atexit_impl(void (*func)(void *), void *obj, void *dso_symbol);
@@ -136,7 +137,14 @@ static inline __attribute__((always_inline)) void note_depth(ch_coro *self) {
 /* Poll the inbox, I/O and timers; block when nothing is runnable. I/O is looked at before timers
  * fire, so an fd that is ready when its wait times out counts as ready (poll(2) with timeout 0 must
  * report readiness, not a timeout). */
+static void deliver_signal(struct ch_sched *s) {
+  unsigned seq = s->sig_seq - 1;
+  s->sig_seq = 0;
+  if (s->main.park_seq == seq) ch_wake(&s->main, CH_WAKE_INTR);
+}
+
 static void poll_events(struct ch_sched *s, bool may_block) {
+  if (CH_UNLIKELY(s->sig_seq)) deliver_signal(s);
   if (atomic_load_explicit(&s->inbox_nonempty, memory_order_relaxed)) ch_sched_drain_inbox(s);
   int64_t timeout = 0;
   if (may_block) {
@@ -153,7 +161,23 @@ static void poll_events(struct ch_sched *s, bool may_block) {
     }
   }
   ch_loop_run(s, timeout);
+  if (CH_UNLIKELY(s->sig_seq)) deliver_signal(s);
   if (s->heap_len) ch_timer_fire_expired(s, ch_now_ns());
+}
+
+/* Signal handlers run on whatever coroutine the thread is in; a process-directed signal interrupts,
+ * natively, the one thread it is delivered to. We play that the thread's main coroutine received it:
+ * if main is parked in an interruptible call now, that call ends with EINTR. Async-signal-safe: only
+ * records the decision and pokes the loop (ev_async_send is safe in handlers). */
+void ch_signal_arrived(bool restart) {
+  struct ch_sched *s = ch_tls_sched;
+  if (!s) return;
+  ch_coro *m = &s->main;
+  if (atomic_load_explicit(&m->park, memory_order_relaxed) != CH_PARKED) return;
+  if (m->intr == CH_INTR_ALWAYS || (m->intr == CH_INTR_NORESTART && !restart)) {
+    s->sig_seq = m->park_seq + 1;
+    ch_loop_notify(s->loop);
+  }
 }
 
 /* The next coroutine to run, polling (and blocking) until there is one. May be the caller itself. */
@@ -174,6 +198,7 @@ static ch_coro *next_ready(struct ch_sched *s) {
 int ch_park(struct ch_sched *s, uint64_t deadline) {
   ch_coro *self = s->current;
   note_depth(self);
+  self->park_seq++;
   struct ch_timer t = {.deadline = deadline, .idx = SIZE_MAX, .co = self};
   if (deadline != CH_NO_DEADLINE) ch_timer_add(s, &t);
   ch_coro *next = next_ready(s);
@@ -212,6 +237,9 @@ static void coro_entry(void *prev) {
   ch_coro *self = s->current;
   after_switch(s, self);
   self->retval = self->fn(self->arg);
+  /* In a fork() child this coroutine became the process's only thread (ch_sched_after_fork): the
+   * last thread returning ends the process as exit(0) would. */
+  if (CH_UNLIKELY(ch_tls_sched != s)) exit(0);
   coro_exit(s, self);
 }
 
@@ -325,6 +353,21 @@ static void sched_thread_exit(void *p) {
   ch_stack_thread_fini(s);
   free(s->heap);
   free(s);
+}
+
+void ch_sched_after_fork(void) {
+  ch_stack_after_fork();
+  struct ch_sched *old = ch_tls_sched;
+  if (!old) return;
+  ch_coro *cur = old->current;
+  ch_tls_sched = NULL;
+  /* The child shares the parent's epoll instance through the inherited fd: never touch it, just drop
+   * our copies of the loop's fds. The parent's other coroutines are gone with its other threads. */
+  ch_tls_bypass++;
+  ch_loop_free(old->loop);
+  ch_tls_bypass--;
+  struct ch_sched *s = ch_sched_get();
+  if (s && cur != &old->main) s->main.stack = cur->stack; /* we keep running on cur's stack */
 }
 
 struct ch_sched *ch_sched_get(void) {

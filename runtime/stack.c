@@ -84,7 +84,10 @@ static long read_max_map_count(void) {
 static void init_budget(void) {
   long expect = -1;
   if (atomic_load_explicit(&guard_budget, memory_order_relaxed) != -1) return;
-  atomic_compare_exchange_strong(&guard_budget, &expect, read_max_map_count() / 4);
+  long budget = read_max_map_count() / 4;
+  /* valgrind tracks a few thousand mappings at most (VG_N_SEGMENTS) and exits when it runs out. */
+  if (CH_ON_VALGRIND() && budget > 1000) budget = 1000;
+  atomic_compare_exchange_strong(&guard_budget, &expect, budget);
 }
 
 void ch_stack_set_guard_budget(long n) {
@@ -354,4 +357,9 @@ void ch_stack_thread_fini(struct ch_sched *s) {
     s->altstack = NULL;
   }
   ch_stack_flush_cache(s);
+}
+
+void ch_stack_after_fork(void) {
+  /* Another thread of the parent may have held the lock at fork(); it does not exist here. */
+  atomic_store(&pool_lock.state, 0);
 }

@@ -141,7 +141,10 @@ static void test_rounding_isolation(void **state) {
   assert_int_equal(fegetround(), FE_TONEAREST);
   struct round_case up = {FE_UPWARD, third_in(FE_UPWARD), 0};
   struct round_case down = {FE_DOWNWARD, third_in(FE_DOWNWARD), 0};
-  assert_true(up.want != down.want);
+  /* valgrind computes SSE arithmetic in round-to-nearest whatever MXCSR says (a documented
+   * limitation), so there only the control words themselves can be checked. */
+  if (CH_ON_VALGRIND()) up.want = down.want = third_in(FE_TONEAREST);
+  else assert_true(up.want != down.want);
   cohook_coro_t *a, *b;
   assert_int_equal(cohook_spawn(&a, round_worker, &up), 0);
   assert_int_equal(cohook_spawn(&b, round_worker, &down), 0);

@@ -1,0 +1,121 @@
+/*
+ * fd.c — bookkeeping for calls that create, duplicate, reconfigure or close fds. Every one of them
+ * goes to libc; we only keep runtime/fdtab.c true to what the kernel now holds.
+ */
+#include <stdarg.h>
+
+#include "hook.h"
+
+CH_EXPORT int pipe2(int p[2], int flags) {
+  int r = REAL(pipe2)(p, flags);
+  if (r == 0) {
+    int fl = flags & (O_NONBLOCK | O_DIRECT);
+    ch_fd_created(p[0], CH_FD_PIPE, (flags & O_NONBLOCK) != 0, O_RDONLY | fl);
+    ch_fd_created(p[1], CH_FD_PIPE, (flags & O_NONBLOCK) != 0, O_WRONLY | fl);
+  }
+  return r;
+}
+
+CH_EXPORT int pipe(int p[2]) {
+  int r = REAL(pipe)(p);
+  if (r == 0) {
+    ch_fd_created(p[0], CH_FD_PIPE, false, O_RDONLY);
+    ch_fd_created(p[1], CH_FD_PIPE, false, O_WRONLY);
+  }
+  return r;
+}
+
+/* Closing wakes the fd's waiters with EBADF (design.md §3.5) and retires its watcher. */
+CH_EXPORT int close(int fd) {
+  if (!ch_tls_bypass) ch_fd_closed(fd);
+  return REAL(close)(fd);
+}
+
+CH_EXPORT int dup(int fd) {
+  int r = REAL(dup)(fd);
+  if (r >= 0) ch_fd_dup(fd, r);
+  return r;
+}
+
+/* dup2 onto a watched fd closes the target: its waiters see EBADF, as after close(). */
+CH_EXPORT int dup2(int fd, int to) {
+  int r = REAL(dup2)(fd, to);
+  if (r >= 0 && fd != to) {
+    ch_fd_closed(to);
+    ch_fd_dup(fd, to);
+  }
+  return r;
+}
+
+CH_EXPORT int dup3(int fd, int to, int flags) {
+  int r = REAL(dup3)(fd, to, flags);
+  if (r >= 0) {
+    ch_fd_closed(to);
+    ch_fd_dup(fd, to);
+  }
+  return r;
+}
+
+static int do_fcntl(int fd, int cmd, void *arg) {
+  struct ch_fdinfo *fi = ch_fd_info(fd);
+  switch (cmd) {
+    case F_SETFL: {
+      int r = REAL(fcntl)(fd, cmd, arg);
+      if (r == 0 && fi && ch_fd_classify(fd, fi) >= 0) {
+        int fl = (int)(intptr_t)arg;
+        atomic_store(&fi->user_nonblock, (fl & O_NONBLOCK) != 0);
+        atomic_store(&fi->fl, fl);
+      }
+      return r;
+    }
+    case F_GETFL: {
+      int r = REAL(fcntl)(fd, cmd);
+      /* Our transient O_NONBLOCK (another coroutine inside accept/connect) is not the program's. */
+      if (r >= 0 && fi && atomic_load(&fi->toggles) && !atomic_load(&fi->user_nonblock)) r &= ~O_NONBLOCK;
+      return r;
+    }
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC: {
+      int r = REAL(fcntl)(fd, cmd, arg);
+      if (r >= 0) ch_fd_dup(fd, r);
+      return r;
+    }
+    default:
+      return REAL(fcntl)(fd, cmd, arg);
+  }
+}
+
+/* fcntl's third argument is an int or a pointer; both travel in the same register class on the
+ * ABIs we support, so it is fetched as a pointer, as libc's own wrappers do. */
+CH_EXPORT int fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void *arg = va_arg(ap, void *);
+  va_end(ap);
+  return do_fcntl(fd, cmd, arg);
+}
+
+CH_EXPORT int fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void *arg = va_arg(ap, void *);
+  va_end(ap);
+  return do_fcntl(fd, cmd, arg);
+}
+
+CH_EXPORT int ioctl(int fd, unsigned long req, ...) {
+  va_list ap;
+  va_start(ap, req);
+  void *arg = va_arg(ap, void *);
+  va_end(ap);
+  int r = REAL(ioctl)(fd, req, arg);
+  if (r == 0 && req == FIONBIO && arg) {
+    struct ch_fdinfo *fi = ch_fd_info(fd);
+    if (fi && ch_fd_classify(fd, fi) >= 0) {
+      bool nb = *(int *)arg != 0;
+      atomic_store(&fi->user_nonblock, nb);
+      atomic_store(&fi->fl, nb ? (atomic_load(&fi->fl) | O_NONBLOCK) : (atomic_load(&fi->fl) & ~O_NONBLOCK));
+    }
+  }
+  return r;
+}

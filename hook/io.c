@@ -1,0 +1,35 @@
+/*
+ * io.c — read/write families on any fd (sockets, pipes, ttys ...). Regular files and fds the program
+ * made non-blocking itself go straight to libc (see ch_io_fd).
+ */
+#include "hook.h"
+
+CH_EXPORT ssize_t read(int fd, void *buf, size_t n) {
+  struct ch_fdinfo *fi = ch_io_fd(fd);
+  if (!fi) return REAL(read)(fd, buf, n);
+  return ch_ret(ch_io_read(fd, fi, buf, n));
+}
+
+/* _FORTIFY_SOURCE builds call this when the buffer size is known at compile time. */
+CH_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen) {
+  if (n > buflen) __chk_fail();
+  return read(fd, buf, n);
+}
+
+CH_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt) {
+  struct ch_fdinfo *fi = ch_io_fd(fd);
+  if (!fi) return REAL(readv)(fd, iov, cnt);
+  return ch_ret(ch_io_readv(fd, fi, iov, cnt));
+}
+
+CH_EXPORT ssize_t write(int fd, const void *buf, size_t n) {
+  struct ch_fdinfo *fi = ch_io_fd(fd);
+  if (!fi) return REAL(write)(fd, buf, n);
+  return ch_ret(ch_io_write(fd, fi, buf, n));
+}
+
+CH_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt) {
+  struct ch_fdinfo *fi = ch_io_fd(fd);
+  if (!fi) return REAL(writev)(fd, iov, cnt);
+  return ch_ret(ch_io_writev(fd, fi, iov, cnt));
+}

@@ -1,0 +1,110 @@
+/*
+ * net.c — socket calls. A call the program already made non-blocking (MSG_DONTWAIT) is its own
+ * business and goes to libc untouched.
+ */
+#include "hook.h"
+
+static struct ch_fdinfo *ours(int fd, int flags) {
+  return (flags & MSG_DONTWAIT) ? NULL : ch_io_fd(fd);
+}
+
+CH_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags) {
+  struct ch_fdinfo *fi = ours(fd, flags);
+  if (!fi) return REAL(recv)(fd, buf, n, flags);
+  return ch_ret(ch_io_recvfrom(fd, fi, buf, n, flags, NULL, NULL));
+}
+
+CH_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags) {
+  if (n > buflen) __chk_fail();
+  return recv(fd, buf, n, flags);
+}
+
+CH_EXPORT ssize_t recvfrom(int fd, void *restrict buf, size_t n, int flags, struct sockaddr *restrict addr,
+                           socklen_t *restrict alen) {
+  struct ch_fdinfo *fi = ours(fd, flags);
+  if (!fi) return REAL(recvfrom)(fd, buf, n, flags, addr, alen);
+  return ch_ret(ch_io_recvfrom(fd, fi, buf, n, flags, addr, alen));
+}
+
+CH_EXPORT ssize_t __recvfrom_chk(int fd, void *restrict buf, size_t n, size_t buflen, int flags,
+                                 struct sockaddr *restrict addr, socklen_t *restrict alen) {
+  if (n > buflen) __chk_fail();
+  return recvfrom(fd, buf, n, flags, addr, alen);
+}
+
+CH_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags) {
+  struct ch_fdinfo *fi = ours(fd, flags);
+  if (!fi) return REAL(recvmsg)(fd, m, flags);
+  return ch_ret(ch_io_recvmsg(fd, fi, m, flags));
+}
+
+CH_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags) {
+  struct ch_fdinfo *fi = ours(fd, flags);
+  if (!fi) return REAL(send)(fd, buf, n, flags);
+  return ch_ret(ch_io_sendto(fd, fi, buf, n, flags, NULL, 0));
+}
+
+CH_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr,
+                         socklen_t alen) {
+  struct ch_fdinfo *fi = ours(fd, flags);
+  if (!fi) return REAL(sendto)(fd, buf, n, flags, addr, alen);
+  return ch_ret(ch_io_sendto(fd, fi, buf, n, flags, addr, alen));
+}
+
+CH_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags) {
+  struct ch_fdinfo *fi = ours(fd, flags);
+  if (!fi) return REAL(sendmsg)(fd, m, flags);
+  return ch_ret(ch_io_sendmsg(fd, fi, m, flags));
+}
+
+CH_EXPORT int accept4(int fd, struct sockaddr *restrict addr, socklen_t *restrict alen, int flags) {
+  struct ch_fdinfo *fi = ch_io_fd(fd);
+  if (!fi) {
+    int r = REAL(accept4)(fd, addr, alen, flags);
+    if (r >= 0) ch_fd_created(r, CH_FD_SOCKET, (flags & SOCK_NONBLOCK) != 0, O_RDWR);
+    return r;
+  }
+  return (int)ch_ret(ch_io_accept(fd, fi, addr, alen, flags));
+}
+
+CH_EXPORT int accept(int fd, struct sockaddr *restrict addr, socklen_t *restrict alen) {
+  return accept4(fd, addr, alen, 0);
+}
+
+CH_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t alen) {
+  struct ch_fdinfo *fi = ch_io_fd(fd);
+  if (!fi) return REAL(connect)(fd, addr, alen);
+  return (int)ch_ret(ch_io_connect(fd, fi, addr, alen));
+}
+
+CH_EXPORT int socket(int domain, int type, int proto) {
+  int fd = REAL(socket)(domain, type, proto);
+  if (fd >= 0) ch_fd_created(fd, CH_FD_SOCKET, (type & SOCK_NONBLOCK) != 0, O_RDWR);
+  return fd;
+}
+
+CH_EXPORT int socketpair(int domain, int type, int proto, int sv[2]) {
+  int r = REAL(socketpair)(domain, type, proto, sv);
+  if (r == 0) {
+    ch_fd_created(sv[0], CH_FD_SOCKET, (type & SOCK_NONBLOCK) != 0, O_RDWR);
+    ch_fd_created(sv[1], CH_FD_SOCKET, (type & SOCK_NONBLOCK) != 0, O_RDWR);
+  }
+  return r;
+}
+
+/* SO_RCVTIMEO / SO_SNDTIMEO reach the kernel as usual (getsockopt reads them back from there) and
+ * are remembered, because our waits must end when the kernel's would have. */
+CH_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len) {
+  int r = REAL(setsockopt)(fd, level, name, val, len);
+  if (r == 0 && level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) &&
+      len >= sizeof(struct timeval)) {
+    struct ch_fdinfo *fi = ch_fd_info(fd);
+    if (fi) {
+      const struct timeval *tv = val;
+      int64_t ns = (int64_t)tv->tv_sec * 1000000000 + (int64_t)tv->tv_usec * 1000;
+      ch_fd_classify(fd, fi);
+      atomic_store(name == SO_RCVTIMEO ? &fi->rcvtimeo_ns : &fi->sndtimeo_ns, ns);
+    }
+  }
+  return r;
+}

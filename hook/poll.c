@@ -1,0 +1,71 @@
+/*
+ * poll.c — readiness multiplexers. A zero timeout is a plain look and goes to libc; otherwise we ask
+ * the kernel with a zero timeout and, if nothing is ready, park on the fds' watchers and ask again.
+ * The variants with a signal mask (ppoll, pselect, epoll_pwait) go to libc when a mask is given: the
+ * mask must be swapped atomically with the wait, which only the kernel can do for a whole thread.
+ */
+#include "hook.h"
+
+CH_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
+  if (ch_tls_bypass || timeout == 0) return REAL(poll)(fds, n, timeout);
+  return (int)ch_ret(ch_io_poll(fds, n, ch_ms_deadline(timeout)));
+}
+
+CH_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen) {
+  if (fdslen / sizeof *fds < n) __chk_fail();
+  return poll(fds, n, timeout);
+}
+
+static uint64_t ts_deadline(const struct timespec *ts) {
+  if (!ts) return CH_NO_DEADLINE;
+  if (ts->tv_sec == 0 && ts->tv_nsec == 0) return 0;
+  return ch_deadline_after((int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec);
+}
+
+CH_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask) {
+  if (ch_tls_bypass || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0))
+    return REAL(ppoll)(fds, n, ts, mask);
+  if (ts && (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 || ts->tv_sec < 0)) return (int)ch_ret(-EINVAL);
+  return (int)ch_ret(ch_io_poll(fds, n, ts_deadline(ts)));
+}
+
+CH_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask,
+                          size_t fdslen) {
+  if (fdslen / sizeof *fds < n) __chk_fail();
+  return ppoll(fds, n, ts, mask);
+}
+
+CH_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
+  if (ch_tls_bypass || (tv && tv->tv_sec == 0 && tv->tv_usec == 0)) return REAL(select)(nfds, rd, wr, ex, tv);
+  if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0)) return (int)ch_ret(-EINVAL);
+  if (nfds < 0) return (int)ch_ret(-EINVAL);
+  uint64_t deadline = tv ? ch_deadline_after((int64_t)tv->tv_sec * 1000000000 + (int64_t)tv->tv_usec * 1000)
+                         : CH_NO_DEADLINE;
+  long r = ch_io_select(nfds, rd, wr, ex, deadline);
+  if (tv) { /* Linux select() reports the time not slept back through *tv */
+    uint64_t now = ch_now_ns();
+    uint64_t left = deadline > now ? deadline - now : 0;
+    tv->tv_sec = (time_t)(left / 1000000000u);
+    tv->tv_usec = (suseconds_t)(left % 1000000000u / 1000u);
+  }
+  return (int)ch_ret(r);
+}
+
+CH_EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts,
+                      const sigset_t *mask) {
+  if (ch_tls_bypass || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0))
+    return REAL(pselect)(nfds, rd, wr, ex, ts, mask);
+  if (nfds < 0 || (ts && (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 || ts->tv_sec < 0)))
+    return (int)ch_ret(-EINVAL);
+  return (int)ch_ret(ch_io_select(nfds, rd, wr, ex, ts_deadline(ts)));
+}
+
+CH_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout) {
+  if (ch_tls_bypass || timeout == 0) return REAL(epoll_wait)(epfd, ev, max, timeout);
+  return (int)ch_ret(ch_io_epoll_wait(epfd, ev, max, ch_ms_deadline(timeout)));
+}
+
+CH_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
+  if (ch_tls_bypass || mask || timeout == 0) return REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
+  return (int)ch_ret(ch_io_epoll_wait(epfd, ev, max, ch_ms_deadline(timeout)));
+}

@@ -1,0 +1,67 @@
+/*
+ * signal.c — sigaction/signal: the program's handlers run, wrapped.
+ *
+ * Why wrap: a coroutine parked in a blocking call is not in a syscall, so the kernel cannot make that
+ * call fail with EINTR. The wrapper tells the runtime a handler ran (and whether it was installed with
+ * SA_RESTART), which then ends the interrupted wait with EINTR where the kernel would have. While the
+ * program's handler runs, hooked calls go straight to libc (design.md §3.7).
+ *
+ * The program sees exactly what it installed: sigaction's old-action answers come from our record,
+ * not from the kernel (which holds our wrapper).
+ */
+#include <string.h>
+
+#include "hook.h"
+
+static struct sigaction prog[_NSIG];
+static _Atomic unsigned char wrapped[_NSIG];
+
+static void wrapper(int sig, siginfo_t *si, void *uc) {
+  int saved = errno;
+  struct sigaction a = prog[sig];
+  if (a.sa_flags & SA_RESETHAND) { /* the kernel just reset it; so does the program's view */
+    prog[sig].sa_handler = SIG_DFL;
+    prog[sig].sa_flags &= ~SA_SIGINFO;
+    atomic_store(&wrapped[sig], 0);
+  }
+  ch_signal_arrived((a.sa_flags & SA_RESTART) != 0);
+  errno = saved;
+  ch_tls_bypass++;
+  if (a.sa_flags & SA_SIGINFO) a.sa_sigaction(sig, si, uc);
+  else if (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN) a.sa_handler(sig);
+  ch_tls_bypass--;
+}
+
+CH_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+  if (sig <= 0 || sig >= _NSIG || !act || act->sa_handler == SIG_DFL || act->sa_handler == SIG_IGN) {
+    struct sigaction kold;
+    int r = REAL(sigaction)(sig, act, old ? &kold : NULL);
+    if (r == 0 && sig > 0 && sig < _NSIG) {
+      if (old) *old = atomic_load(&wrapped[sig]) ? prog[sig] : kold;
+      if (act) atomic_store(&wrapped[sig], 0);
+    }
+    return r;
+  }
+  struct sigaction w = *act, kold;
+  w.sa_sigaction = wrapper;
+  w.sa_flags |= SA_SIGINFO;
+  int r = REAL(sigaction)(sig, &w, &kold);
+  if (r != 0) return r;
+  if (old) *old = atomic_load(&wrapped[sig]) ? prog[sig] : kold;
+  prog[sig] = *act;
+  atomic_store(&wrapped[sig], 1);
+  return 0;
+}
+
+/* glibc's signal() has BSD semantics: SA_RESTART, the signal blocked during its handler. It calls
+ * its internal sigaction directly, so it must be provided here to be wrapped at all. */
+CH_EXPORT __sighandler_t signal(int sig, __sighandler_t h) {
+  struct sigaction act, old;
+  memset(&act, 0, sizeof act);
+  act.sa_handler = h;
+  sigemptyset(&act.sa_mask);
+  if (sig > 0 && sig < _NSIG) sigaddset(&act.sa_mask, sig);
+  act.sa_flags = SA_RESTART;
+  if (sigaction(sig, &act, &old) < 0) return SIG_ERR;
+  return old.sa_handler;
+}

@@ -1,0 +1,393 @@
+/*
+ * io.c — blocking calls, emulated on coroutines with exactly the program's semantics.
+ *
+ * Pattern of every call here: make the program's own syscall in its non-blocking form (MSG_DONTWAIT
+ * on sockets, RWF_NOWAIT on pipes and character devices); if it would block, park on the fd (the
+ * thread runs other coroutines) and try again when the loop says it is ready. The fast path is then
+ * exactly the syscall the program would have made; a would-block costs one failed attempt, the wait,
+ * and the retry. The fd's flags are never changed, so paths we do not intercept (stdio inside libc,
+ * other processes sharing the file description) never see an EAGAIN they did not ask for. The only
+ * exceptions are accept() and connect(), which have no per-call form: they hold a transient O_NONBLOCK
+ * around the single syscall (fdtab.c), never across a wait.
+ *
+ * Semantics kept (design.md §3): no invented timeouts (no deadline unless SO_RCVTIMEO/SO_SNDTIMEO say
+ * so, and then EAGAIN as the kernel gives); blocking writes return only when everything is written or
+ * an error/timeout stops them (then with the partial count, as the kernel does); a close() of the fd
+ * by another coroutine ends the wait with EBADF. Every function returns a count/fd/0 or -errno.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "internal.h"
+#include "sys.h"
+
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x00000008
+#endif
+
+
+struct ch_fdinfo *ch_io_fd(int fd) {
+  if (ch_tls_bypass) return NULL;
+  struct ch_fdinfo *fi = ch_fd_info(fd);
+  if (!fi) return NULL;
+  int kind = ch_fd_classify(fd, fi);
+  /* A bad fd, a regular file (always ready), or a program that asked for O_NONBLOCK itself: let libc
+   * do exactly what it does. */
+  if (kind < 0 || kind == CH_FD_FILE) return NULL;
+  if (atomic_load_explicit(&fi->user_nonblock, memory_order_relaxed)) return NULL;
+  if (kind == CH_FD_ANON) atomic_store_explicit(&fi->nowait_bad, 1, memory_order_relaxed);
+  return fi;
+}
+
+static uint64_t timeo_deadline(_Atomic int64_t *timeo) {
+  int64_t t = atomic_load_explicit(timeo, memory_order_relaxed);
+  return t > 0 ? ch_deadline_after(t) : CH_NO_DEADLINE;
+}
+
+/* Park until fd is ready. 0: try again; < 0: give up with that error (-EAGAIN when the socket's own
+ * timeout ran out, which is what the kernel reports for SO_RCVTIMEO/SO_SNDTIMEO). */
+static int await(int fd, int events, uint64_t *deadline, _Atomic int64_t *timeo) {
+  if (*deadline == 0) *deadline = timeo_deadline(timeo);
+  struct ch_sched *s = ch_sched_get();
+  if (!s) return -ENOMEM;
+  /* signal(7): a call on a socket with a timeout set is interrupted by any handler; otherwise only
+   * by one installed without SA_RESTART (with it, the kernel restarts the call: we keep waiting). */
+  s->current->intr = *deadline != CH_NO_DEADLINE ? CH_INTR_ALWAYS : CH_INTR_NORESTART;
+  int w = ch_fd_wait(fd, events, *deadline);
+  s->current->intr = 0;
+  if (w > 0) return 0;
+  return w == -ETIMEDOUT ? -EAGAIN : w;
+}
+
+/* ---- reads ------------------------------------------------------------------------------------ */
+
+/* One non-blocking attempt at readv. -EOPNOTSUPP means: this fd cannot do that (then wait first). */
+static long try_readv(int fd, struct ch_fdinfo *fi, const struct iovec *iov, int cnt) {
+  if (atomic_load_explicit(&fi->kind, memory_order_relaxed) == CH_FD_SOCKET) {
+    struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt};
+    return ch_sys(SYS_recvmsg, fd, &m, MSG_DONTWAIT);
+  }
+  if (atomic_load_explicit(&fi->nowait_bad, memory_order_relaxed)) return -EOPNOTSUPP;
+  long r = ch_sys6(SYS_preadv2, fd, (long)iov, cnt, -1, -1, RWF_NOWAIT);
+  if (r == -EOPNOTSUPP || r == -EINVAL) { /* anon inodes and some devices refuse RWF_NOWAIT */
+    atomic_store_explicit(&fi->nowait_bad, 1, memory_order_relaxed);
+    return -EOPNOTSUPP;
+  }
+  return r;
+}
+
+long ch_io_readv(int fd, struct ch_fdinfo *fi, const struct iovec *iov, int cnt) {
+  uint64_t deadline = 0;
+  for (;;) {
+    long r = try_readv(fd, fi, iov, cnt);
+    if (r == -EOPNOTSUPP) {
+      /* No per-call non-blocking form: wait for readiness, then make the plain (blocking) call,
+       * which readiness makes return at once. */
+      int w = await(fd, COHOOK_READABLE, &deadline, &fi->rcvtimeo_ns);
+      if (w < 0) return w;
+      return ch_sys(SYS_readv, fd, iov, cnt);
+    }
+    if (r != -EAGAIN) return r;
+    int w = await(fd, COHOOK_READABLE, &deadline, &fi->rcvtimeo_ns);
+    if (w < 0) return w;
+  }
+}
+
+long ch_io_read(int fd, struct ch_fdinfo *fi, void *buf, size_t n) {
+  if (atomic_load_explicit(&fi->kind, memory_order_relaxed) == CH_FD_SOCKET)
+    return ch_io_recvfrom(fd, fi, buf, n, 0, NULL, NULL);
+  struct iovec v = {buf, n};
+  return ch_io_readv(fd, fi, &v, 1);
+}
+
+long ch_io_recvfrom(int fd, struct ch_fdinfo *fi, void *buf, size_t n, int flags, struct sockaddr *addr,
+                    ch_socklen_t *alen) {
+  uint64_t deadline = 0;
+  size_t got = 0;
+  for (;;) {
+    long r = ch_sys6(SYS_recvfrom, fd, (long)((char *)buf + got), (long)(n - got), flags | MSG_DONTWAIT,
+                     (long)addr, (long)alen);
+    if (r > 0 && (flags & MSG_WAITALL) && got + (size_t)r < n) {
+      got += (size_t)r; /* MSG_WAITALL: keep going until all of it, EOF, an error or the timeout */
+      continue;
+    }
+    if (r >= 0) return (long)got + r;
+    if (r != -EAGAIN) return got ? (long)got : r;
+    int w = await(fd, COHOOK_READABLE, &deadline, &fi->rcvtimeo_ns);
+    if (w < 0) return got ? (long)got : w;
+  }
+}
+
+long ch_io_recvmsg(int fd, struct ch_fdinfo *fi, struct msghdr *m, int flags) {
+  uint64_t deadline = 0;
+  for (;;) {
+    if (flags & MSG_WAITALL) {
+      /* Rare with recvmsg: keep the kernel's own all-or-nothing logic; wait for the first byte. */
+      int w = await(fd, COHOOK_READABLE, &deadline, &fi->rcvtimeo_ns);
+      if (w < 0) return w;
+      return ch_sys(SYS_recvmsg, fd, m, flags);
+    }
+    long r = ch_sys(SYS_recvmsg, fd, m, flags | MSG_DONTWAIT);
+    if (r != -EAGAIN) return r;
+    int w = await(fd, COHOOK_READABLE, &deadline, &fi->rcvtimeo_ns);
+    if (w < 0) return w;
+  }
+}
+
+/* ---- writes: a blocking write returns when all of it is written ----------------------------------- */
+
+static long try_writev(int fd, struct ch_fdinfo *fi, const struct iovec *iov, int cnt, int flags) {
+  if (atomic_load_explicit(&fi->kind, memory_order_relaxed) == CH_FD_SOCKET) {
+    struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt};
+    return ch_sys(SYS_sendmsg, fd, &m, flags | MSG_DONTWAIT);
+  }
+  if (atomic_load_explicit(&fi->nowait_bad, memory_order_relaxed)) return -EOPNOTSUPP;
+  long r = ch_sys6(SYS_pwritev2, fd, (long)iov, cnt, -1, -1, RWF_NOWAIT);
+  if (r == -EOPNOTSUPP || r == -EINVAL) {
+    atomic_store_explicit(&fi->nowait_bad, 1, memory_order_relaxed);
+    return -EOPNOTSUPP;
+  }
+  return r;
+}
+
+/* Drop the first n bytes from an iovec array in place. */
+static void iov_advance(struct iovec **iov, int *cnt, size_t n) {
+  while (*cnt && n >= (*iov)->iov_len) {
+    n -= (*iov)->iov_len;
+    (*iov)++;
+    (*cnt)--;
+  }
+  if (*cnt && n) {
+    (*iov)->iov_base = (char *)(*iov)->iov_base + n;
+    (*iov)->iov_len -= n;
+  }
+}
+
+long ch_io_writev_flags(int fd, struct ch_fdinfo *fi, const struct iovec *iov_in, int cnt, int flags) {
+  if (cnt < 0 || cnt > 1024) return -EINVAL;
+  size_t total = 0;
+  for (int i = 0; i < cnt; i++) total += iov_in[i].iov_len;
+  struct iovec local[8], *copy = cnt <= 8 ? local : malloc((size_t)cnt * sizeof *copy);
+  if (!copy) return -ENOMEM;
+  memcpy(copy, iov_in, (size_t)cnt * sizeof *copy);
+  struct iovec *iov = copy;
+  uint64_t deadline = 0;
+  size_t done = 0;
+  long ret;
+  for (;;) {
+    long r = try_writev(fd, fi, iov, cnt, flags);
+    if (r == -EOPNOTSUPP) {
+      int w = await(fd, COHOOK_WRITABLE, &deadline, &fi->sndtimeo_ns);
+      r = w < 0 ? w : ch_sys(SYS_writev, fd, iov, cnt);
+    }
+    if (r >= 0) {
+      done += (size_t)r;
+      if (done >= total || r == 0) { ret = (long)done; break; }
+      iov_advance(&iov, &cnt, (size_t)r);
+      continue;
+    }
+    if (r != -EAGAIN) { ret = done ? (long)done : r; break; }
+    int w = await(fd, COHOOK_WRITABLE, &deadline, &fi->sndtimeo_ns);
+    if (w < 0) { ret = done ? (long)done : w; break; }
+  }
+  if (copy != local) free(copy);
+  return ret;
+}
+
+long ch_io_writev(int fd, struct ch_fdinfo *fi, const struct iovec *iov, int cnt) {
+  return ch_io_writev_flags(fd, fi, iov, cnt, 0);
+}
+
+long ch_io_write(int fd, struct ch_fdinfo *fi, const void *buf, size_t n) {
+  struct iovec v = {(void *)buf, n};
+  return ch_io_writev_flags(fd, fi, &v, 1, 0);
+}
+
+long ch_io_sendto(int fd, struct ch_fdinfo *fi, const void *buf, size_t n, int flags,
+                  const struct sockaddr *addr, ch_socklen_t alen) {
+  if (!addr) {
+    struct iovec v = {(void *)buf, n};
+    return ch_io_writev_flags(fd, fi, &v, 1, flags);
+  }
+  /* Addressed sends are datagrams (or a TCP fast-open connect): one whole attempt at a time. */
+  uint64_t deadline = 0;
+  for (;;) {
+    long r = ch_sys6(SYS_sendto, fd, (long)buf, (long)n, flags | MSG_DONTWAIT, (long)addr, alen);
+    if (r != -EAGAIN) return r;
+    int w = await(fd, COHOOK_WRITABLE, &deadline, &fi->sndtimeo_ns);
+    if (w < 0) return w;
+  }
+}
+
+long ch_io_sendmsg(int fd, struct ch_fdinfo *fi, const struct msghdr *m, int flags) {
+  if (!m->msg_name && !m->msg_control && m->msg_iovlen <= 1024)
+    return ch_io_writev_flags(fd, fi, m->msg_iov, (int)m->msg_iovlen, flags);
+  uint64_t deadline = 0;
+  for (;;) { /* ancillary data (fd passing) or an address: never split, one attempt at a time */
+    long r = ch_sys(SYS_sendmsg, fd, m, flags | MSG_DONTWAIT);
+    if (r != -EAGAIN) return r;
+    int w = await(fd, COHOOK_WRITABLE, &deadline, &fi->sndtimeo_ns);
+    if (w < 0) return w;
+  }
+}
+
+/* ---- accept and connect --------------------------------------------------------------------------- */
+
+long ch_io_accept(int fd, struct ch_fdinfo *fi, struct sockaddr *addr, ch_socklen_t *alen, int flags) {
+  uint64_t deadline = 0;
+  for (;;) {
+    ch_fd_nonblock_hold(fd, fi);
+    long r = ch_sys4(SYS_accept4, fd, addr, alen, flags);
+    ch_fd_nonblock_release(fd, fi);
+    if (r >= 0) {
+      ch_fd_created((int)r, CH_FD_SOCKET, (flags & SOCK_NONBLOCK) != 0, O_RDWR);
+      return r;
+    }
+    if (r != -EAGAIN) return r;
+    int w = await(fd, COHOOK_READABLE, &deadline, &fi->rcvtimeo_ns);
+    if (w < 0) return w;
+  }
+}
+
+long ch_io_connect(int fd, struct ch_fdinfo *fi, const struct sockaddr *addr, ch_socklen_t alen) {
+  uint64_t deadline = timeo_deadline(&fi->sndtimeo_ns);
+  for (;;) {
+    ch_fd_nonblock_hold(fd, fi);
+    long r = ch_sys(SYS_connect, fd, addr, alen);
+    ch_fd_nonblock_release(fd, fi);
+    if (r == -EAGAIN && addr && addr->sa_family == AF_UNIX) {
+      /* A full AF_UNIX backlog: a blocking connect sleeps until the server accepts, and there is no
+       * readiness to wait for; poll for it every millisecond, within SO_SNDTIMEO. */
+      if (deadline != CH_NO_DEADLINE && ch_now_ns() >= deadline) return -EAGAIN;
+      long rc = ch_io_sleep_until(ch_deadline_after(1000000));
+      if (rc < 0) return rc;
+      continue;
+    }
+    if (r != -EINPROGRESS) return r;
+    struct ch_sched *s = ch_sched_get();
+    if (!s) return -ENOMEM;
+    s->current->intr = deadline != CH_NO_DEADLINE ? CH_INTR_ALWAYS : CH_INTR_NORESTART;
+    int w = ch_fd_wait(fd, COHOOK_WRITABLE, deadline);
+    s->current->intr = 0;
+    /* SO_SNDTIMEO expiry: the kernel answers EINPROGRESS and leaves the attempt running. */
+    if (w == -ETIMEDOUT) return -EINPROGRESS;
+    if (w < 0) return w;
+    int err = 0;
+    socklen_t l = sizeof err;
+    long g = ch_sys5(SYS_getsockopt, fd, SOL_SOCKET, SO_ERROR, &err, &l);
+    if (g < 0) return g;
+    return err ? -err : 0;
+  }
+}
+
+/* ---- readiness multiplexers: poll, select, epoll_wait --------------------------------------------- */
+
+static const struct timespec zero_ts;
+
+/* poll, select and epoll_wait are interrupted by every handler, SA_RESTART or not (signal(7)). */
+static int wait_any_intr(const int *fds, const int *events, size_t n, uint64_t deadline) {
+  struct ch_sched *s = ch_sched_get();
+  if (!s) return -ENOMEM;
+  s->current->intr = CH_INTR_ALWAYS;
+  int w = ch_fd_wait_any(fds, events, n, deadline);
+  s->current->intr = 0;
+  return w;
+}
+
+static int poll_bits(short ev) {
+  return ((ev & (POLLIN | POLLPRI | POLLRDHUP)) ? COHOOK_READABLE : 0) |
+         ((ev & (POLLOUT | POLLWRBAND | POLLWRNORM)) ? COHOOK_WRITABLE : 0);
+}
+
+/* The kernel always has the last word: we only wait for "something may be ready", then ask it again
+ * with a zero timeout, so revents, POLLNVAL, POLLHUP and counts are the kernel's own. */
+long ch_io_poll(struct pollfd *fds, unsigned long n, uint64_t deadline) {
+  int lfds[16], lev[16], *wfds = lfds, *wev = lev;
+  long r;
+  for (;;) {
+    r = ch_sys5(SYS_ppoll, fds, n, &zero_ts, NULL, 8);
+    if (r != 0 || deadline == 0 || ch_now_ns() >= deadline) break;
+    if (wfds == lfds && n > 16) {
+      wfds = malloc(n * sizeof *wfds);
+      wev = malloc(n * sizeof *wev);
+      if (!wfds || !wev) { r = -ENOMEM; break; }
+    }
+    for (unsigned long i = 0; i < n; i++) {
+      wfds[i] = fds[i].fd;
+      /* events 0 still reports errors and hang-ups: wake on anything for that fd */
+      wev[i] = fds[i].events ? poll_bits(fds[i].events) : COHOOK_READABLE;
+    }
+    int w = wait_any_intr(wfds, wev, n, deadline);
+    if (w == -EINTR || w == -ENOMEM) { r = w; break; }
+  }
+  if (wfds != lfds) free(wfds), free(wev);
+  return r;
+}
+
+long ch_io_select(int nfds, void *rdv, void *wrv, void *exv, uint64_t deadline) {
+  fd_set *rd = rdv, *wr = wrv, *ex = exv;
+  if (nfds < 0) return -EINVAL;
+  size_t words = ((size_t)nfds + 63) / 64, bytes = words * 8;
+  fd_set in[3];
+  fd_set *sets[3] = {rd, wr, ex};
+  for (int k = 0; k < 3; k++)
+    if (sets[k]) memcpy(&in[k], sets[k], bytes < sizeof(fd_set) ? bytes : sizeof(fd_set));
+  int lfds[64], lev[64], *wfds = lfds, *wev = lev;
+  long r;
+  for (;;) {
+    for (int k = 0; k < 3; k++)
+      if (sets[k]) memcpy(sets[k], &in[k], bytes < sizeof(fd_set) ? bytes : sizeof(fd_set));
+    r = ch_sys6(SYS_pselect6, nfds, (long)rd, (long)wr, (long)ex, (long)&zero_ts, 0);
+    if (r != 0 || deadline == 0 || ch_now_ns() >= deadline) break;
+    size_t m = 0;
+    for (int fd = 0; fd < nfds && fd < FD_SETSIZE; fd++) {
+      int ev = ((rd && FD_ISSET(fd, &in[0])) || (ex && FD_ISSET(fd, &in[2])) ? COHOOK_READABLE : 0) |
+               (wr && FD_ISSET(fd, &in[1]) ? COHOOK_WRITABLE : 0);
+      if (!ev) continue;
+      if (wfds == lfds && m == 64) {
+        wfds = malloc(FD_SETSIZE * sizeof *wfds);
+        wev = malloc(FD_SETSIZE * sizeof *wev);
+        if (!wfds || !wev) { r = -ENOMEM; goto out; }
+        memcpy(wfds, lfds, sizeof lfds);
+        memcpy(wev, lev, sizeof lev);
+      }
+      wfds[m] = fd;
+      wev[m++] = ev;
+    }
+    /* select(0, NULL, NULL, NULL, &tv) is the classic portable sleep */
+    int w = m ? wait_any_intr(wfds, wev, m, deadline) : (int)ch_io_sleep_until(deadline);
+    if (w == -EINTR || w == -ENOMEM) { r = w; break; }
+  }
+out:
+  if (wfds != lfds) free(wfds), free(wev);
+  return r;
+}
+
+long ch_io_epoll_wait(int epfd, struct epoll_event *ev, int max, uint64_t deadline) {
+  for (;;) {
+    long r = ch_sys6(SYS_epoll_pwait, epfd, (long)ev, max, 0, 0, 8);
+    if (r != 0 || deadline == 0 || ch_now_ns() >= deadline) return r;
+    /* An epoll fd is itself pollable: readable while it has events to report. */
+    int w = wait_any_intr(&epfd, (int[]){COHOOK_READABLE}, 1, deadline);
+    if (w == -EINTR || w == -ENOMEM) return w;
+  }
+}
+
+/* ---- sleeping -------------------------------------------------------------------------------------- */
+
+long ch_io_sleep_until(uint64_t deadline) {
+  struct ch_sched *s = ch_sched_get();
+  if (!s) return -EAGAIN;
+  ch_coro *self = s->current;
+  ch_park_prepare(self);
+  self->intr = CH_INTR_ALWAYS; /* nanosleep returns EINTR for any handler, SA_RESTART or not */
+  int why = ch_park(s, deadline);
+  self->intr = 0;
+  return why == CH_WAKE_INTR ? -EINTR : 0;
+}
