@@ -19,10 +19,11 @@ for a in "$@"; do
   esac
 done
 
-pkgs=(cmake make gcc pkg-config libev-dev libcmocka-dev valgrind)
+pkgs=(cmake make gcc pkg-config libev-dev libcmocka-dev valgrind curl wget)
 [ "$quick" = 1 ] || pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+command -v python3 >/dev/null || missing+=(python3) # the real-programs test drives python3
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "== installing: ${missing[*]}"
