@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
@@ -28,7 +30,18 @@
   X(read) X(readv) X(write) X(writev) X(recv) X(recvfrom) X(recvmsg) X(send) X(sendto) X(sendmsg)   \
   X(accept) X(accept4) X(connect) X(socket) X(socketpair) X(pipe) X(pipe2) X(close) X(dup) X(dup2)  \
   X(dup3) X(fcntl) X(ioctl) X(setsockopt) X(sleep) X(usleep) X(nanosleep) X(clock_nanosleep)      \
-  X(poll) X(ppoll) X(select) X(pselect) X(epoll_wait) X(epoll_pwait) X(sigaction) X(fork)
+  X(poll) X(ppoll) X(select) X(pselect) X(epoll_wait) X(epoll_pwait) X(sigaction) X(fork)         \
+  X(sched_yield) X(pthread_create) X(pthread_join) X(pthread_tryjoin_np) X(pthread_timedjoin_np)    \
+  X(pthread_clockjoin_np) X(pthread_detach) X(pthread_exit) X(pthread_self) X(pthread_getattr_np)   \
+  X(pthread_kill) X(pthread_mutex_lock) X(pthread_mutex_trylock) X(pthread_mutex_timedlock)         \
+  X(pthread_mutex_clocklock) X(pthread_mutex_unlock) X(pthread_cond_wait) X(pthread_cond_timedwait) \
+  X(pthread_cond_clockwait) X(pthread_cond_signal) X(pthread_cond_broadcast)                        \
+  X(pthread_rwlock_rdlock) X(pthread_rwlock_tryrdlock) X(pthread_rwlock_timedrdlock)                \
+  X(pthread_rwlock_clockrdlock) X(pthread_rwlock_wrlock) X(pthread_rwlock_trywrlock)                \
+  X(pthread_rwlock_timedwrlock) X(pthread_rwlock_clockwrlock) X(pthread_rwlock_unlock)              \
+  X(pthread_barrier_init) X(pthread_barrier_wait) X(pthread_barrier_destroy) X(sem_init)            \
+  X(sem_wait) X(sem_trywait) X(sem_timedwait) X(sem_clockwait) X(sem_post) X(sem_getvalue)          \
+  X(sem_destroy)
 
 struct ch_real {
 #define CH_REAL_FIELD(n) __typeof__(n) *n;
@@ -56,6 +69,20 @@ extern void __chk_fail(void) __attribute__((noreturn));
 /* A relative timeout in ms as poll/epoll take it: < 0 none, 0 just look. */
 static inline uint64_t ch_ms_deadline(int ms) {
   return ms < 0 ? CH_NO_DEADLINE : ms == 0 ? 0 : ch_deadline_after((int64_t)ms * 1000000);
+}
+
+/* An absolute time on `clk` as a deadline on our monotonic clock; -EINVAL for a bad timespec. */
+static inline int ch_abs_deadline(clockid_t clk, const struct timespec *abs, uint64_t *out) {
+  if (!abs) {
+    *out = CH_NO_DEADLINE;
+    return 0;
+  }
+  if (abs->tv_nsec < 0 || abs->tv_nsec >= 1000000000) return -EINVAL;
+  struct timespec now;
+  clock_gettime(clk, &now);
+  int64_t rel = (int64_t)(abs->tv_sec - now.tv_sec) * 1000000000 + (abs->tv_nsec - now.tv_nsec);
+  *out = rel <= 0 ? ch_now_ns() : ch_deadline_after(rel);
+  return 0;
 }
 
 #endif /* CH_HOOK_H */

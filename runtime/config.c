@@ -83,6 +83,23 @@ void ch_config_load(void) {
     ch_config.stack_size = n;
     ch_config.stack_size_text = v;
   }
+  v = secure_getenv("COHOOK_WORKERS");
+  if (v) {
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || errno || n < 1 || n > 1024)
+      ch_die("cohook: COHOOK_WORKERS=%s: not a worker count; use a whole number from 1 to 1024 "
+             "(unset: one per CPU)", v);
+    ch_config.workers = (int)n;
+  }
+  v = secure_getenv("COHOOK_THREADS");
+  if (v) {
+    if (strcmp(v, "native") == 0) ch_config.native_threads = true;
+    else if (strcmp(v, "coroutine") != 0)
+      ch_die("cohook: COHOOK_THREADS=%s: unknown mode; use coroutine (default: pthreads run as "
+             "coroutines) or native (pthreads stay OS threads, I/O still hooked)", v);
+  }
 }
 
 /* Priority 101: before the program's and other libraries' ordinary constructors, which may already

@@ -41,6 +41,8 @@ void ch_ctx_returned(void) __attribute__((noreturn));
 struct ch_config {
   size_t stack_size;           /* COHOOK_STACK_SIZE, page-rounded usable bytes per coroutine stack */
   const char *stack_size_text; /* as the user wrote it, for messages ("262144" when defaulted) */
+  int workers;                 /* COHOOK_WORKERS; 0 until resolved: CPUs this process may use */
+  bool native_threads;         /* COHOOK_THREADS=native: pthreads stay OS threads */
 };
 extern struct ch_config ch_config;
 void ch_config_load(void);
@@ -92,8 +94,16 @@ struct ch_timer {
   struct cohook_coro *co;
 };
 
+#define CH_CORO_MAGIC 0x636f686f6f6b636full /* "cohookco": tells our pthread_t from glibc's */
+
+struct ch_keyval {
+  uint32_t seq;              /* the key's generation when the value was set */
+  void *val;
+};
+
 struct cohook_coro {
   void *sp;                  /* saved stack pointer while not running */
+  uint64_t magic;            /* CH_CORO_MAGIC while the handle is valid */
   struct ch_sched *sched;    /* the one thread this coroutine ever runs on */
   struct cohook_coro *next;  /* run queue / inbox link */
   _Atomic int park;          /* CH_RUNNING, CH_PARKED, or the CH_WAKE_* that claimed the wake-up */
@@ -108,6 +118,9 @@ struct cohook_coro {
   uint64_t id;
   int intr;                  /* CH_INTR_*: set by io.c around its waits */
   unsigned park_seq;         /* counts parks, so a late signal cannot interrupt a later call */
+  struct ch_keyval *keys;    /* pthread_key values of a coroutine thread (thread.c) */
+  unsigned nkeys;
+  bool is_thread;            /* made by pthread_create: pthread_self()/pthread_exit() are ours */
 };
 typedef struct cohook_coro ch_coro;
 
@@ -138,6 +151,8 @@ struct ch_sched {
   const void *main_stack_lo; /* thread stack bounds, learned from ASan's fiber API */
   size_t main_stack_size;
   volatile unsigned sig_seq; /* set by a signal handler: interrupt main's park number sig_seq-1 */
+  _Atomic long load;         /* live coroutines placed here: workers are picked by it */
+  bool is_worker;
   uint64_t nswitch;
 };
 
@@ -151,7 +166,16 @@ static inline struct ch_sched *ch_sched_peek(void) { return ch_tls_sched; }
 void ch_sched_destroy_current(void);
 
 int ch_spawn(ch_coro **out, cohook_fn fn, void *arg, size_t stack_size, bool detached);
+/* Spawn onto another thread's scheduler (a worker). *out is written before the coroutine can run. */
+int ch_spawn_on(struct ch_sched *target, ch_coro **out, cohook_fn fn, void *arg, size_t stack_size,
+                bool detached, bool is_thread);
 int ch_join(ch_coro *co, void **retval);
+/* As ch_join with a deadline: -ETIMEDOUT, or -EBUSY with deadline 0 when co has not finished. */
+int ch_join_until(ch_coro *co, void **retval, uint64_t deadline);
+/* End the calling coroutine now with retval (pthread_exit). Never returns. */
+void ch_coro_exit_now(void *retval) __attribute__((noreturn));
+/* Hook for thread.c: runs at the end of every coroutine made by pthread_create (key destructors). */
+extern void (*ch_thread_exit_hook)(ch_coro *co);
 int ch_detach(ch_coro *co);
 void ch_yield(void);
 
@@ -218,6 +242,73 @@ static inline void ch_cpu_relax(void) {
   __asm__ volatile("yield");
 #endif
 }
+
+/* ---- parklot.c: futex-like waiting for coroutines, keyed by address ------------------------------ */
+
+/* Park while *addr == expected (checked under the bucket lock). 0 woken, -EAGAIN value differed,
+ * -ETIMEDOUT, -EINTR (intr as CH_INTR_*). */
+int ch_pl_wait32(const _Atomic uint32_t *addr, uint32_t expected, uint64_t deadline, int intr);
+int ch_pl_wake(const void *addr, int n); /* wake up to n waiters on addr; returns how many */
+bool ch_pl_has_waiters(const void *addr);
+
+/* ---- worker.c: the M:N worker pool --------------------------------------------------------------- */
+
+/* The least-loaded worker's scheduler, starting the pool on first use; NULL if it cannot start. */
+struct ch_sched *ch_worker_pick(void);
+int ch_worker_count(void);
+
+/* ---- thread.c: pthreads as coroutines -------------------------------------------------------------- */
+
+#define CH_MAIN_ID_BIT 0x80000000u /* ids of OS threads' own stacks: tid | bit; coroutines count up */
+uint32_t ch_self_id(void);         /* owner id for mutexes: the running coroutine or OS thread */
+ch_coro *ch_thread_self(void);     /* the running coroutine-thread, or NULL for an OS thread */
+ch_coro *ch_thread_of(unsigned long handle); /* our coroutine behind a pthread_t, or NULL */
+int ch_thread_create(ch_coro **out, cohook_fn fn, void *arg, size_t stack_size, bool detached);
+int ch_key_create(unsigned *key, void (*dtor)(void *));
+int ch_key_delete(unsigned key);
+void *ch_key_get(unsigned key);
+int ch_key_set(unsigned key, const void *val);
+
+/* ---- sync.c: blocking sync objects for coroutines (state in the program's object) ---------------- */
+
+struct ch_mutex { /* the first 20 bytes of glibc's struct __pthread_mutex_s, same offsets */
+  _Atomic uint32_t lock;
+  uint32_t count;
+  _Atomic uint32_t owner;
+  uint32_t nusers;
+  int kind;
+};
+struct ch_cond {
+  _Atomic uint32_t seq;
+  _Atomic uint32_t nwaiters;
+};
+struct ch_rwlock {
+  _Atomic uint32_t state;
+  _Atomic uint32_t writer;
+};
+struct ch_barrier {
+  uint32_t count;
+  _Atomic uint32_t arrived;
+  _Atomic uint32_t gen;
+  uint32_t magic;
+};
+struct ch_sem {
+  _Atomic uint32_t value;
+  _Atomic uint32_t nwaiters;
+  uint32_t magic;
+};
+int ch_mutex_lock(struct ch_mutex *m, uint64_t deadline, bool try);
+int ch_mutex_unlock(struct ch_mutex *m);
+uint32_t ch_cond_enter(struct ch_cond *c);
+int ch_cond_block(struct ch_cond *c, uint32_t seq, uint64_t deadline);
+void ch_cond_signal(struct ch_cond *c, bool all);
+int ch_rwlock_rdlock(struct ch_rwlock *rw, uint64_t deadline, bool try);
+int ch_rwlock_wrlock(struct ch_rwlock *rw, uint64_t deadline, bool try);
+int ch_rwlock_unlock(struct ch_rwlock *rw);
+int ch_barrier_wait(struct ch_barrier *b);
+int ch_sem_wait(struct ch_sem *sem, uint64_t deadline, bool try);
+int ch_sem_post(struct ch_sem *sem);
+int ch_once(_Atomic uint32_t *ctl, void (*fn)(void));
 
 /* ---- io.c: blocking calls emulated on coroutines (all return >= 0 or -errno) ----------------------- */
 

@@ -231,16 +231,29 @@ int ch_sleep_until(uint64_t deadline) {
 
 static void coro_exit(struct ch_sched *s, ch_coro *self) __attribute__((noreturn));
 
+void (*ch_thread_exit_hook)(ch_coro *co);
+
+static void finish(struct ch_sched *s, ch_coro *self, void *retval) __attribute__((noreturn));
+static void finish(struct ch_sched *s, ch_coro *self, void *retval) {
+  self->retval = retval;
+  if (self->is_thread && ch_thread_exit_hook) ch_thread_exit_hook(self);
+  /* In a fork() child this coroutine became the process's only thread (ch_sched_after_fork): the
+   * last thread returning ends the process as exit(0) would. */
+  if (CH_UNLIKELY(ch_tls_sched != s)) exit(0);
+  coro_exit(s, self);
+}
+
 static void coro_entry(void *prev) {
   (void)prev;
   struct ch_sched *s = ch_tls_sched;
   ch_coro *self = s->current;
   after_switch(s, self);
-  self->retval = self->fn(self->arg);
-  /* In a fork() child this coroutine became the process's only thread (ch_sched_after_fork): the
-   * last thread returning ends the process as exit(0) would. */
-  if (CH_UNLIKELY(ch_tls_sched != s)) exit(0);
-  coro_exit(s, self);
+  finish(s, self, self->fn(self->arg));
+}
+
+void ch_coro_exit_now(void *retval) {
+  struct ch_sched *s = ch_tls_sched;
+  finish(s, s->current, retval);
 }
 
 static void coro_exit(struct ch_sched *s, ch_coro *self) {
@@ -252,12 +265,15 @@ static void coro_exit(struct ch_sched *s, ch_coro *self) {
   s->zombie.stack = self->stack;
   s->zombie.sched = s;
   s->current = &s->zombie;
+  atomic_fetch_sub_explicit(&s->load, 1, memory_order_relaxed);
   int js = CH_JOINABLE;
   if (atomic_compare_exchange_strong_explicit(&self->join_state, &js, CH_EXITED, memory_order_acq_rel,
                                               memory_order_acquire)) {
     ch_coro *joiner = atomic_exchange_explicit(&self->joiner, CH_JOIN_DONE, memory_order_acq_rel);
     if (joiner) ch_wake(joiner, CH_WAKE_OK);
   } else {
+    self->magic = 0;
+    free(self->keys);
     free(self); /* detached: nobody will ever look at it again */
   }
   /* From here on `self` may already be freed. */
@@ -279,53 +295,81 @@ void ch_ctx_returned(void) {
   abort();
 }
 
-int ch_spawn(ch_coro **out, cohook_fn fn, void *arg, size_t stack_size, bool detached) {
-  struct ch_sched *s = ch_sched_get();
-  if (!s) return -EAGAIN;
+int ch_spawn_on(struct ch_sched *target, ch_coro **out, cohook_fn fn, void *arg, size_t stack_size,
+                bool detached, bool is_thread) {
   ch_coro *co = malloc(sizeof *co);
   if (!co) return -EAGAIN;
   memset(co, 0, sizeof *co);
-  int rc = ch_stack_get(s, stack_size ? stack_size : ch_config.stack_size, &co->stack);
+  /* The stack comes from the caller's cache or the shared pool; it goes back to the target's cache
+   * when the coroutine ends. */
+  int rc = ch_stack_get(ch_tls_sched, stack_size ? stack_size : ch_config.stack_size, &co->stack);
   if (rc < 0) {
     free(co);
     return rc;
   }
-  co->sched = s;
+  co->magic = CH_CORO_MAGIC;
+  co->sched = target;
   co->fn = fn;
   co->arg = arg;
-  co->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+  co->is_thread = is_thread;
+  co->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed) & ~(uint64_t)CH_MAIN_ID_BIT;
   atomic_init(&co->park, CH_RUNNING);
   atomic_init(&co->join_state, detached ? CH_DETACHED : CH_JOINABLE);
   atomic_init(&co->joiner, NULL);
   co->sp = ch_ctx_make(co->stack.lo + co->stack.size, coro_entry);
-  runq_push(s, co);
-  if (out) *out = co;
+  atomic_fetch_add_explicit(&target->load, 1, memory_order_relaxed);
+  if (out) *out = co; /* before it can run: pthread_create publishes the id first, too */
+  make_ready(co);
   return 0;
 }
 
-int ch_join(ch_coro *co, void **retval) {
+int ch_spawn(ch_coro **out, cohook_fn fn, void *arg, size_t stack_size, bool detached) {
+  struct ch_sched *s = ch_sched_get();
+  if (!s) return -EAGAIN;
+  return ch_spawn_on(s, out, fn, arg, stack_size, detached, false);
+}
+
+static void release(ch_coro *co, void **retval) {
+  (void)atomic_load_explicit(&co->join_state, memory_order_acquire);
+  if (retval) *retval = co->retval;
+  co->magic = 0;
+  free(co->keys);
+  free(co);
+}
+
+int ch_join_until(ch_coro *co, void **retval, uint64_t deadline) {
   struct ch_sched *s = ch_sched_get();
   if (!s) return -EAGAIN;
   ch_coro *self = s->current;
   if (co == self) return -EDEADLK;
   int js = atomic_load_explicit(&co->join_state, memory_order_acquire);
   if (js == CH_DETACHED || js == CH_JOINED) return -EINVAL;
-  if (js != CH_EXITED) {
-    ch_park_prepare(self);
-    ch_coro *expect = NULL;
-    if (atomic_compare_exchange_strong_explicit(&co->joiner, &expect, self, memory_order_acq_rel,
-                                                memory_order_acquire)) {
-      ch_park(s, CH_NO_DEADLINE); /* only coro_exit knows we wait: it wakes us exactly once */
-    } else {
-      atomic_store_explicit(&self->park, CH_RUNNING, memory_order_relaxed);
-      if (expect != CH_JOIN_DONE) return -EINVAL; /* somebody else is joining it */
-    }
+  if (js == CH_EXITED) {
+    release(co, retval);
+    return 0;
   }
-  (void)atomic_load_explicit(&co->join_state, memory_order_acquire);
-  if (retval) *retval = co->retval;
-  free(co);
+  if (deadline == 0) return -EBUSY;
+  ch_park_prepare(self);
+  ch_coro *expect = NULL;
+  if (!atomic_compare_exchange_strong_explicit(&co->joiner, &expect, self, memory_order_acq_rel,
+                                               memory_order_acquire)) {
+    atomic_store_explicit(&self->park, CH_RUNNING, memory_order_relaxed);
+    if (expect != CH_JOIN_DONE) return -EINVAL; /* somebody else is joining it */
+    release(co, retval);
+    return 0;
+  }
+  if (ch_park(s, deadline) == CH_WAKE_TIMEOUT) {
+    /* Withdraw as joiner, unless coro_exit took our pointer meanwhile: then it has finished. */
+    expect = self;
+    if (atomic_compare_exchange_strong_explicit(&co->joiner, &expect, NULL, memory_order_acq_rel,
+                                                memory_order_acquire))
+      return -ETIMEDOUT;
+  }
+  release(co, retval);
   return 0;
 }
+
+int ch_join(ch_coro *co, void **retval) { return ch_join_until(co, retval, CH_NO_DEADLINE); }
 
 int ch_detach(ch_coro *co) {
   int js = CH_JOINABLE;
@@ -335,7 +379,7 @@ int ch_detach(ch_coro *co) {
   if (js == CH_EXITED &&
       atomic_compare_exchange_strong_explicit(&co->join_state, &js, CH_JOINED, memory_order_acq_rel,
                                               memory_order_acquire)) {
-    free(co); /* it already finished: detaching an exited coroutine releases it, as for pthreads */
+    release(co, NULL); /* it already finished: detaching an exited coroutine releases it, as for pthreads */
     return 0;
   }
   return -EINVAL;
@@ -376,7 +420,7 @@ struct ch_sched *ch_sched_get(void) {
   s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->main.sched = s;
-  s->main.id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+  s->main.id = (uint32_t)syscall(SYS_gettid) | CH_MAIN_ID_BIT; /* as ch_self_id() says before we exist */
   atomic_init(&s->main.park, CH_RUNNING);
   atomic_init(&s->main.join_state, CH_DETACHED); /* a thread's main coroutine cannot be joined */
   s->current = &s->main;

@@ -1,0 +1,243 @@
+/*
+ * sync.c — pthread mutexes, condition variables, rwlocks, barriers and semaphores whose waiters
+ * park as coroutines instead of blocking their worker.
+ *
+ * Layout: our state lives inside the program's own object, at the offsets glibc uses for the same
+ * purpose, so static initialisers (PTHREAD_MUTEX_INITIALIZER, PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP,
+ * PTHREAD_COND_INITIALIZER ...) and glibc's own *_init functions produce objects we can use as they
+ * are. Process-shared, robust and priority objects are left entirely to glibc: another process (or the
+ * kernel's robust-list walk) must understand them, and it only knows glibc's protocol. The asserts
+ * below pin the offsets we rely on.
+ */
+#include <limits.h>
+#include <stddef.h>
+
+#include "hook.h"
+
+_Static_assert(offsetof(pthread_mutex_t, __data.__lock) == offsetof(struct ch_mutex, lock), "mutex lock");
+_Static_assert(offsetof(pthread_mutex_t, __data.__count) == offsetof(struct ch_mutex, count), "mutex count");
+_Static_assert(offsetof(pthread_mutex_t, __data.__owner) == offsetof(struct ch_mutex, owner), "mutex owner");
+_Static_assert(offsetof(pthread_mutex_t, __data.__kind) == offsetof(struct ch_mutex, kind), "mutex kind");
+_Static_assert(offsetof(pthread_cond_t, __data.__wrefs) == 36, "cond wrefs");
+_Static_assert(offsetof(pthread_rwlock_t, __data.__shared) == 28, "rwlock shared");
+_Static_assert(sizeof(pthread_barrier_t) >= sizeof(struct ch_barrier), "barrier size");
+_Static_assert(sizeof(sem_t) >= sizeof(struct ch_sem), "sem size");
+
+/* glibc's __kind flag bits: robust 16, priority inherit 32, priority protect 64, process-shared 128 */
+#define GLIBC_MUTEX_NOT_OURS 0xf0
+/* glibc's __wrefs bits: 1 process-shared, 2 CLOCK_MONOTONIC */
+#define GLIBC_COND_SHARED 1u
+#define GLIBC_COND_MONOTONIC 2u
+#define CH_BARRIER_MAGIC 0x43484252u /* at glibc's `shared` field, where glibc keeps 0 or 128 */
+#define CH_SEM_MAGIC 0x4348534du     /* at glibc's `private` field, where glibc keeps 0 or 128 */
+
+static struct ch_mutex *ours_m(pthread_mutex_t *m) {
+  struct ch_mutex *c = (struct ch_mutex *)(void *)m;
+  return (c->kind & GLIBC_MUTEX_NOT_OURS) ? NULL : c;
+}
+
+static unsigned cond_flags(pthread_cond_t *c) { return c->__data.__wrefs & 3u; }
+
+/* ---- mutex ---------------------------------------------------------------------------------------- */
+
+CH_EXPORT int pthread_mutex_lock(pthread_mutex_t *m) {
+  struct ch_mutex *c = ours_m(m);
+  return c ? -ch_mutex_lock(c, CH_NO_DEADLINE, false) : REAL(pthread_mutex_lock)(m);
+}
+
+CH_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m) {
+  struct ch_mutex *c = ours_m(m);
+  return c ? -ch_mutex_lock(c, 0, true) : REAL(pthread_mutex_trylock)(m);
+}
+
+CH_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clk, const struct timespec *abs) {
+  struct ch_mutex *c = ours_m(m);
+  if (!c) return REAL(pthread_mutex_clocklock)(m, clk, abs);
+  if (ch_mutex_lock(c, 0, true) == 0) return 0; /* POSIX: no timeout check if it can lock at once */
+  uint64_t deadline;
+  if (ch_abs_deadline(clk, abs, &deadline) < 0) return EINVAL;
+  return -ch_mutex_lock(c, deadline, false);
+}
+
+CH_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abs) {
+  if (!ours_m(m)) return REAL(pthread_mutex_timedlock)(m, abs);
+  return pthread_mutex_clocklock(m, CLOCK_REALTIME, abs);
+}
+
+CH_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m) {
+  struct ch_mutex *c = ours_m(m);
+  return c ? -ch_mutex_unlock(c) : REAL(pthread_mutex_unlock)(m);
+}
+
+/* ---- condition variable --------------------------------------------------------------------------- */
+
+static int cond_wait(pthread_cond_t *cv, pthread_mutex_t *m, uint64_t deadline) {
+  struct ch_cond *c = (struct ch_cond *)(void *)cv;
+  uint32_t seq = ch_cond_enter(c);
+  int r = pthread_mutex_unlock(m);
+  if (r) {
+    ch_cond_block(c, seq + 1, 0); /* only to undo the waiter count: returns at once */
+    return r;
+  }
+  int w = ch_cond_block(c, seq, deadline);
+  pthread_mutex_lock(m);
+  return w == -ETIMEDOUT ? ETIMEDOUT : 0;
+}
+
+CH_EXPORT int pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *m) {
+  if (cond_flags(cv) & GLIBC_COND_SHARED) return REAL(pthread_cond_wait)(cv, m);
+  return cond_wait(cv, m, CH_NO_DEADLINE);
+}
+
+CH_EXPORT int pthread_cond_clockwait(pthread_cond_t *cv, pthread_mutex_t *m, clockid_t clk,
+                                     const struct timespec *abs) {
+  if (cond_flags(cv) & GLIBC_COND_SHARED) return REAL(pthread_cond_clockwait)(cv, m, clk, abs);
+  if (clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC) return EINVAL;
+  uint64_t deadline;
+  if (ch_abs_deadline(clk, abs, &deadline) < 0) return EINVAL;
+  return cond_wait(cv, m, deadline);
+}
+
+/* The clock is the one the condattr chose (pthread_condattr_setclock), CLOCK_REALTIME by default. */
+CH_EXPORT int pthread_cond_timedwait(pthread_cond_t *cv, pthread_mutex_t *m, const struct timespec *abs) {
+  if (cond_flags(cv) & GLIBC_COND_SHARED) return REAL(pthread_cond_timedwait)(cv, m, abs);
+  clockid_t clk = (cond_flags(cv) & GLIBC_COND_MONOTONIC) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
+  return pthread_cond_clockwait(cv, m, clk, abs);
+}
+
+CH_EXPORT int pthread_cond_signal(pthread_cond_t *cv) {
+  if (cond_flags(cv) & GLIBC_COND_SHARED) return REAL(pthread_cond_signal)(cv);
+  ch_cond_signal((struct ch_cond *)(void *)cv, false);
+  return 0;
+}
+
+CH_EXPORT int pthread_cond_broadcast(pthread_cond_t *cv) {
+  if (cond_flags(cv) & GLIBC_COND_SHARED) return REAL(pthread_cond_broadcast)(cv);
+  ch_cond_signal((struct ch_cond *)(void *)cv, true);
+  return 0;
+}
+
+/* ---- rwlock --------------------------------------------------------------------------------------- */
+
+static struct ch_rwlock *ours_rw(pthread_rwlock_t *rw) {
+  return rw->__data.__shared ? NULL : (struct ch_rwlock *)(void *)rw;
+}
+
+#define RW_HOOKS(kind)                                                                               \
+  CH_EXPORT int pthread_rwlock_##kind##lock(pthread_rwlock_t *rw) {                                  \
+    struct ch_rwlock *c = ours_rw(rw);                                                               \
+    return c ? -ch_rwlock_##kind##lock(c, CH_NO_DEADLINE, false) : REAL(pthread_rwlock_##kind##lock)(rw); \
+  }                                                                                                  \
+  CH_EXPORT int pthread_rwlock_try##kind##lock(pthread_rwlock_t *rw) {                               \
+    struct ch_rwlock *c = ours_rw(rw);                                                               \
+    return c ? -ch_rwlock_##kind##lock(c, 0, true) : REAL(pthread_rwlock_try##kind##lock)(rw);      \
+  }                                                                                                  \
+  CH_EXPORT int pthread_rwlock_clock##kind##lock(pthread_rwlock_t *rw, clockid_t clk,                \
+                                                 const struct timespec *abs) {                       \
+    struct ch_rwlock *c = ours_rw(rw);                                                               \
+    if (!c) return REAL(pthread_rwlock_clock##kind##lock)(rw, clk, abs);                             \
+    int r = ch_rwlock_##kind##lock(c, 0, true);                                                      \
+    if (r != -EBUSY) return -r;                                                                      \
+    uint64_t deadline;                                                                               \
+    if (ch_abs_deadline(clk, abs, &deadline) < 0) return EINVAL;                                     \
+    return -ch_rwlock_##kind##lock(c, deadline, false);                                              \
+  }                                                                                                  \
+  CH_EXPORT int pthread_rwlock_timed##kind##lock(pthread_rwlock_t *rw, const struct timespec *abs) { \
+    if (!ours_rw(rw)) return REAL(pthread_rwlock_timed##kind##lock)(rw, abs);                        \
+    return pthread_rwlock_clock##kind##lock(rw, CLOCK_REALTIME, abs);                                \
+  }
+
+RW_HOOKS(rd)
+RW_HOOKS(wr)
+
+CH_EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *rw) {
+  struct ch_rwlock *c = ours_rw(rw);
+  return c ? -ch_rwlock_unlock(c) : REAL(pthread_rwlock_unlock)(rw);
+}
+
+/* ---- barrier -------------------------------------------------------------------------------------- */
+
+CH_EXPORT int pthread_barrier_init(pthread_barrier_t *b, const pthread_barrierattr_t *attr, unsigned n) {
+  int pshared = PTHREAD_PROCESS_PRIVATE;
+  if (attr) pthread_barrierattr_getpshared(attr, &pshared);
+  if (pshared != PTHREAD_PROCESS_PRIVATE) return REAL(pthread_barrier_init)(b, attr, n);
+  if (n == 0) return EINVAL;
+  struct ch_barrier *c = (struct ch_barrier *)(void *)b;
+  c->count = n;
+  atomic_store(&c->arrived, 0);
+  atomic_store(&c->gen, 0);
+  c->magic = CH_BARRIER_MAGIC;
+  return 0;
+}
+
+CH_EXPORT int pthread_barrier_wait(pthread_barrier_t *b) {
+  struct ch_barrier *c = (struct ch_barrier *)(void *)b;
+  return c->magic == CH_BARRIER_MAGIC ? ch_barrier_wait(c) : REAL(pthread_barrier_wait)(b);
+}
+
+CH_EXPORT int pthread_barrier_destroy(pthread_barrier_t *b) {
+  struct ch_barrier *c = (struct ch_barrier *)(void *)b;
+  if (c->magic != CH_BARRIER_MAGIC) return REAL(pthread_barrier_destroy)(b);
+  if (atomic_load(&c->arrived)) return EBUSY;
+  c->magic = 0;
+  return 0;
+}
+
+/* ---- unnamed semaphores (named ones, from sem_open, are glibc's) --------------------------------- */
+
+static struct ch_sem *ours_sem(sem_t *s) {
+  struct ch_sem *c = (struct ch_sem *)(void *)s;
+  return c->magic == CH_SEM_MAGIC ? c : NULL;
+}
+
+CH_EXPORT int sem_init(sem_t *s, int pshared, unsigned value) {
+  if (pshared) return REAL(sem_init)(s, pshared, value);
+  if (value > SEM_VALUE_MAX) return (int)ch_ret(-EINVAL);
+  struct ch_sem *c = (struct ch_sem *)(void *)s;
+  atomic_store(&c->value, value);
+  atomic_store(&c->nwaiters, 0);
+  c->magic = CH_SEM_MAGIC;
+  return 0;
+}
+
+CH_EXPORT int sem_destroy(sem_t *s) {
+  struct ch_sem *c = ours_sem(s);
+  if (!c) return REAL(sem_destroy)(s);
+  c->magic = 0;
+  return 0;
+}
+
+CH_EXPORT int sem_wait(sem_t *s) {
+  struct ch_sem *c = ours_sem(s);
+  return c ? (int)ch_ret(ch_sem_wait(c, CH_NO_DEADLINE, false)) : REAL(sem_wait)(s);
+}
+
+CH_EXPORT int sem_trywait(sem_t *s) {
+  struct ch_sem *c = ours_sem(s);
+  return c ? (int)ch_ret(ch_sem_wait(c, 0, true)) : REAL(sem_trywait)(s);
+}
+
+CH_EXPORT int sem_clockwait(sem_t *s, clockid_t clk, const struct timespec *abs) {
+  struct ch_sem *c = ours_sem(s);
+  if (!c) return REAL(sem_clockwait)(s, clk, abs);
+  uint64_t deadline;
+  if (ch_abs_deadline(clk, abs, &deadline) < 0) return (int)ch_ret(-EINVAL); /* checked first, as glibc */
+  return (int)ch_ret(ch_sem_wait(c, deadline, false));
+}
+
+CH_EXPORT int sem_timedwait(sem_t *s, const struct timespec *abs) {
+  if (!ours_sem(s)) return REAL(sem_timedwait)(s, abs);
+  return sem_clockwait(s, CLOCK_REALTIME, abs);
+}
+
+CH_EXPORT int sem_post(sem_t *s) {
+  struct ch_sem *c = ours_sem(s);
+  return c ? (int)ch_ret(ch_sem_post(c)) : REAL(sem_post)(s);
+}
+
+CH_EXPORT int sem_getvalue(sem_t *s, int *v) {
+  struct ch_sem *c = ours_sem(s);
+  if (!c) return REAL(sem_getvalue)(s, v);
+  *v = (int)atomic_load(&c->value);
+  return 0;
+}

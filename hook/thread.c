@@ -1,0 +1,130 @@
+/*
+ * thread.c — pthreads become coroutines on the worker pool (COHOOK_THREADS=coroutine, the default).
+ *
+ * A pthread_t made here is the address of our coroutine; functions given a pthread_t recognise ours
+ * by a magic word (ch_thread_of) and hand anything else — the main thread, threads made before the
+ * pool existed or in COHOOK_THREADS=native mode — to glibc.
+ */
+#include <string.h>
+
+#include "hook.h"
+
+/* A program that asks for a stack size gets it (within bounds); one that does not (glibc reports its
+ * default, which is RLIMIT_STACK-sized) gets COHOOK_STACK_SIZE. */
+#define CH_THREAD_STACK_MIN (16u * 1024u)
+#define CH_THREAD_STACK_MAX (64u * 1024u * 1024u)
+
+static size_t requested_stack(const pthread_attr_t *attr) {
+  size_t size = 0, dflt = 0;
+  pthread_attr_t def;
+  if (!attr || pthread_attr_getstacksize(attr, &size) != 0) return 0;
+  if (pthread_attr_init(&def) == 0) {
+    pthread_attr_getstacksize(&def, &dflt);
+    pthread_attr_destroy(&def);
+  }
+  if (size == dflt) return 0;
+  if (size < CH_THREAD_STACK_MIN) size = CH_THREAD_STACK_MIN;
+  if (size > CH_THREAD_STACK_MAX) size = CH_THREAD_STACK_MAX;
+  return size;
+}
+
+CH_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
+  if (ch_config.native_threads || ch_tls_bypass) return REAL(pthread_create)(t, attr, fn, arg);
+  int ds = PTHREAD_CREATE_JOINABLE;
+  if (attr) pthread_attr_getdetachstate(attr, &ds);
+  ch_coro *co;
+  int r = ch_thread_create(&co, fn, arg, requested_stack(attr), ds == PTHREAD_CREATE_DETACHED);
+  if (r < 0) return -r; /* EAGAIN, as glibc when out of memory or mappings */
+  *t = (pthread_t)co;
+  return 0;
+}
+
+CH_EXPORT int pthread_join(pthread_t t, void **ret) {
+  ch_coro *co = ch_thread_of(t);
+  if (!co) return REAL(pthread_join)(t, ret);
+  return -ch_join(co, ret);
+}
+
+CH_EXPORT int pthread_tryjoin_np(pthread_t t, void **ret) {
+  ch_coro *co = ch_thread_of(t);
+  if (!co) return REAL(pthread_tryjoin_np)(t, ret);
+  return -ch_join_until(co, ret, 0);
+}
+
+CH_EXPORT int pthread_clockjoin_np(pthread_t t, void **ret, clockid_t clk, const struct timespec *abs) {
+  ch_coro *co = ch_thread_of(t);
+  if (!co) return REAL(pthread_clockjoin_np)(t, ret, clk, abs);
+  uint64_t deadline;
+  if (ch_abs_deadline(clk, abs, &deadline) < 0) return EINVAL;
+  int r = ch_join_until(co, ret, deadline == 0 ? 1 : deadline);
+  return r == -EBUSY ? ETIMEDOUT : -r;
+}
+
+CH_EXPORT int pthread_timedjoin_np(pthread_t t, void **ret, const struct timespec *abs) {
+  if (!ch_thread_of(t)) return REAL(pthread_timedjoin_np)(t, ret, abs);
+  return pthread_clockjoin_np(t, ret, CLOCK_REALTIME, abs);
+}
+
+CH_EXPORT int pthread_detach(pthread_t t) {
+  ch_coro *co = ch_thread_of(t);
+  if (!co) return REAL(pthread_detach)(t);
+  return -ch_detach(co);
+}
+
+CH_EXPORT void pthread_exit(void *ret) {
+  if (ch_thread_self()) ch_coro_exit_now(ret); /* runs key destructors; cleanup handlers do not run */
+  REAL(pthread_exit)(ret);
+  __builtin_unreachable();
+}
+
+CH_EXPORT pthread_t pthread_self(void) {
+  ch_coro *co = ch_thread_self();
+  return co ? (pthread_t)co : REAL(pthread_self)();
+}
+
+CH_EXPORT int pthread_equal(pthread_t a, pthread_t b) { return a == b; }
+
+/* Stack bounds of a coroutine-thread are its coroutine stack (garbage collectors ask for them). */
+CH_EXPORT int pthread_getattr_np(pthread_t t, pthread_attr_t *attr) {
+  ch_coro *co = ch_thread_of(t);
+  if (!co) return REAL(pthread_getattr_np)(t, attr);
+  int r = pthread_attr_init(attr);
+  if (r) return r;
+  pthread_attr_setstack(attr, co->stack.lo, co->stack.size);
+  if (atomic_load(&co->join_state) == CH_DETACHED) pthread_attr_setdetachstate(attr, PTHREAD_CREATE_DETACHED);
+  return 0;
+}
+
+/* A coroutine-thread cannot be singled out by the kernel: signal 0 checks it exists; any other
+ * signal is sent to the process, which delivers it to a thread that does not block it. */
+CH_EXPORT int pthread_kill(pthread_t t, int sig) {
+  if (!ch_thread_of(t)) return REAL(pthread_kill)(t, sig);
+  if (sig == 0) return 0;
+  return kill(getpid(), sig) == 0 ? 0 : errno;
+}
+
+CH_EXPORT int sched_yield(void) {
+  struct ch_sched *s = ch_sched_peek();
+  if (!s || ch_tls_bypass) return REAL(sched_yield)();
+  ch_yield();
+  return 0;
+}
+
+CH_EXPORT int pthread_once(pthread_once_t *once, void (*fn)(void)) {
+  return ch_once((_Atomic uint32_t *)(void *)once, fn);
+}
+
+CH_EXPORT int pthread_key_create(pthread_key_t *key, void (*dtor)(void *)) {
+  unsigned k;
+  int r = ch_key_create(&k, dtor);
+  if (r == 0) *key = k;
+  return -r;
+}
+
+CH_EXPORT int pthread_key_delete(pthread_key_t key) { return -ch_key_delete(key); }
+CH_EXPORT void *pthread_getspecific(pthread_key_t key) { return ch_key_get(key); }
+/* glibc declares val with access(none): GCC then wrongly warns it may be read uninitialised. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+CH_EXPORT int pthread_setspecific(pthread_key_t key, const void *val) { return -ch_key_set(key, val); }
+#pragma GCC diagnostic pop

@@ -1,0 +1,145 @@
+/*
+ * thread.c — what a pthread is when it is a coroutine: its identity, its pthread_key values, its end.
+ *
+ * Keys: the runtime has its own key space (PTHREAD_KEYS_MAX of them); a value lives with the
+ * coroutine-thread that set it, or, for the program's own OS threads, in a per-thread array. Each key
+ * has a generation, bumped by delete, so a value set under a deleted key never shows through a new
+ * key with the same number.
+ */
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define CH_KEYS_MAX 1024
+#define CH_DESTRUCTOR_ITERATIONS 4 /* PTHREAD_DESTRUCTOR_ITERATIONS */
+
+static struct {
+  _Atomic uint32_t seq; /* odd: in use */
+  void (*_Atomic dtor)(void *);
+} keys[CH_KEYS_MAX];
+
+static CH_TLS struct ch_keyval *tls_keys;
+static CH_TLS unsigned tls_nkeys;
+static CH_TLS uint32_t tls_self_id;
+
+extern int __cxa_thread_atexit_impl(void (*func)(void *), void *obj, void *dso_symbol);
+extern void *__dso_handle;
+
+uint32_t ch_self_id(void) {
+  struct ch_sched *s = ch_tls_sched;
+  if (s) return (uint32_t)s->current->id;
+  if (CH_UNLIKELY(!tls_self_id)) tls_self_id = (uint32_t)syscall(SYS_gettid) | CH_MAIN_ID_BIT;
+  return tls_self_id;
+}
+
+ch_coro *ch_thread_self(void) {
+  struct ch_sched *s = ch_tls_sched;
+  return s && s->current->is_thread ? s->current : NULL;
+}
+
+int ch_thread_create(ch_coro **out, cohook_fn fn, void *arg, size_t stack_size, bool detached) {
+  struct ch_sched *w = ch_worker_pick();
+  if (!w) return -EAGAIN;
+  return ch_spawn_on(w, out, fn, arg, stack_size, detached, true);
+}
+
+ch_coro *ch_thread_of(unsigned long handle) {
+  ch_coro *co = (ch_coro *)handle;
+  /* A glibc pthread_t points at its (large) struct pthread, so reading this far is safe either way. */
+  return co && co->magic == CH_CORO_MAGIC ? co : NULL;
+}
+
+int ch_key_create(unsigned *key, void (*dtor)(void *)) {
+  for (unsigned i = 0; i < CH_KEYS_MAX; i++) {
+    uint32_t seq = atomic_load(&keys[i].seq);
+    if (!(seq & 1) && atomic_compare_exchange_strong(&keys[i].seq, &seq, seq + 1)) {
+      atomic_store(&keys[i].dtor, dtor);
+      *key = i;
+      return 0;
+    }
+  }
+  return -EAGAIN;
+}
+
+int ch_key_delete(unsigned key) {
+  if (key >= CH_KEYS_MAX) return -EINVAL;
+  uint32_t seq = atomic_load(&keys[key].seq);
+  if (!(seq & 1) || !atomic_compare_exchange_strong(&keys[key].seq, &seq, seq + 1)) return -EINVAL;
+  return 0;
+}
+
+static void run_destructors(struct ch_keyval **kv, unsigned *n);
+
+static void tls_keys_exit(void *unused) {
+  (void)unused;
+  run_destructors(&tls_keys, &tls_nkeys);
+  free(tls_keys);
+  tls_keys = NULL;
+  tls_nkeys = 0;
+}
+
+/* The value array of whoever is running: a coroutine-thread's own, or this OS thread's. */
+static void storage(struct ch_keyval ***kv, unsigned **n) {
+  ch_coro *co = ch_thread_self();
+  if (co) {
+    *kv = &co->keys;
+    *n = &co->nkeys;
+  } else {
+    *kv = &tls_keys;
+    *n = &tls_nkeys;
+  }
+}
+
+void *ch_key_get(unsigned key) {
+  if (key >= CH_KEYS_MAX) return NULL;
+  struct ch_keyval **kv;
+  unsigned *n;
+  storage(&kv, &n);
+  if (key >= *n) return NULL;
+  struct ch_keyval *e = &(*kv)[key];
+  return e->seq == atomic_load_explicit(&keys[key].seq, memory_order_relaxed) ? e->val : NULL;
+}
+
+int ch_key_set(unsigned key, const void *val) {
+  if (key >= CH_KEYS_MAX) return -EINVAL;
+  uint32_t seq = atomic_load(&keys[key].seq);
+  if (!(seq & 1)) return -EINVAL;
+  struct ch_keyval **kv;
+  unsigned *n;
+  storage(&kv, &n);
+  if (key >= *n) {
+    unsigned nn = key < 16 ? 16 : key + 1 < CH_KEYS_MAX / 2 ? 2 * (key + 1) : CH_KEYS_MAX;
+    struct ch_keyval *p = realloc(*kv, nn * sizeof *p);
+    if (!p) return -ENOMEM;
+    for (unsigned i = *n; i < nn; i++) p[i] = (struct ch_keyval){0, NULL};
+    if (!*kv && kv == &tls_keys) __cxa_thread_atexit_impl(tls_keys_exit, NULL, &__dso_handle);
+    *kv = p;
+    *n = nn;
+  }
+  (*kv)[key] = (struct ch_keyval){seq, (void *)val};
+  return 0;
+}
+
+/* POSIX: call each non-NULL value's destructor, repeating while destructors set new values. */
+static void run_destructors(struct ch_keyval **kv, unsigned *n) {
+  for (int round = 0; round < CH_DESTRUCTOR_ITERATIONS; round++) {
+    bool any = false;
+    for (unsigned k = 0; k < *n; k++) {
+      struct ch_keyval e = (*kv)[k]; /* re-read: a destructor may grow the array */
+      void (*dtor)(void *) = atomic_load(&keys[k].dtor);
+      if (!e.val || e.seq != atomic_load(&keys[k].seq) || !dtor) continue;
+      (*kv)[k].val = NULL;
+      dtor(e.val);
+      any = true;
+    }
+    if (!any) break;
+  }
+}
+
+static void thread_exit(ch_coro *co) { run_destructors(&co->keys, &co->nkeys); }
+
+__attribute__((constructor(102))) static void thread_init(void) { ch_thread_exit_hook = thread_exit; }

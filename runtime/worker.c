@@ -1,0 +1,98 @@
+/*
+ * worker.c — the M:N worker pool: COHOOK_WORKERS OS threads, each one scheduler (one libev loop, one
+ * run queue), on which the program's pthreads run as coroutines.
+ *
+ * Placement: a new coroutine goes to the worker with the fewest live coroutines, when it is created,
+ * and stays there for its whole life (glibc caches TLS addresses: a coroutine that moved would read
+ * another thread's errno). Workers block every asynchronous signal, so the kernel delivers those to
+ * the program's own threads — the main thread, typically — exactly where the program expects them.
+ *
+ * The pool is started on first use, with the real pthread_create. The runtime otherwise knows nothing
+ * of interposition; this one lookup (dlsym RTLD_NEXT) is the exception, because in libhook.so the
+ * name pthread_create is our own hook.
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+
+#include "internal.h"
+
+struct worker {
+  struct ch_sched *_Atomic sched;
+  pthread_t tid;
+};
+
+static struct worker *workers;
+static _Atomic int nworkers; /* published once all are running */
+static ch_lock_t start_lock;
+
+static void *worker_main(void *arg) {
+  struct worker *w = arg;
+  char name[16] = "cohook-worker";
+  prctl(PR_SET_NAME, name, 0, 0, 0);
+  sigset_t set;
+  sigfillset(&set);
+  /* Keep the synchronous ones: a fault in a coroutine must still reach its handler here. */
+  sigdelset(&set, SIGSEGV), sigdelset(&set, SIGBUS), sigdelset(&set, SIGILL);
+  sigdelset(&set, SIGFPE), sigdelset(&set, SIGTRAP), sigdelset(&set, SIGSYS);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  struct ch_sched *s = ch_sched_get();
+  if (!s) ch_die("cohook: a worker thread could not create its event loop (out of fds or memory?)");
+  s->is_worker = true;
+  atomic_store_explicit(&w->sched, s, memory_order_release);
+  /* The worker's own stack only ever waits: everything else is the coroutines placed here. */
+  for (;;) {
+    ch_park_prepare(s->current);
+    ch_park(s, CH_NO_DEADLINE);
+  }
+  return NULL;
+}
+
+static int start(void) {
+  ch_lock(&start_lock);
+  int n = atomic_load(&nworkers);
+  if (n) {
+    ch_unlock(&start_lock);
+    return n;
+  }
+  int want = ch_config.workers;
+  if (want <= 0) {
+    cpu_set_t cpus;
+    want = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+    if (want < 1) want = 1;
+  }
+  __typeof__(pthread_create) *real_create = (__typeof__(pthread_create) *)dlsym(RTLD_NEXT, "pthread_create");
+  if (!real_create) real_create = pthread_create; /* linked directly (libcohook.so): no hook in the way */
+  workers = calloc((size_t)want, sizeof *workers);
+  if (!workers) ch_die("cohook: out of memory starting %d workers", want);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  for (int i = 0; i < want; i++)
+    if (real_create(&workers[i].tid, &attr, worker_main, &workers[i]) != 0)
+      ch_die("cohook: cannot start worker thread %d of %d (COHOOK_WORKERS); lower COHOOK_WORKERS", i + 1, want);
+  pthread_attr_destroy(&attr);
+  for (int i = 0; i < want; i++)
+    while (!atomic_load_explicit(&workers[i].sched, memory_order_acquire)) sched_yield();
+  atomic_store(&nworkers, want);
+  ch_unlock(&start_lock);
+  return want;
+}
+
+int ch_worker_count(void) { return atomic_load(&nworkers); }
+
+struct ch_sched *ch_worker_pick(void) {
+  int n = atomic_load_explicit(&nworkers, memory_order_acquire);
+  if (CH_UNLIKELY(!n)) n = start();
+  struct ch_sched *best = workers[0].sched;
+  long best_load = atomic_load_explicit(&best->load, memory_order_relaxed);
+  for (int i = 1; i < n; i++) {
+    struct ch_sched *s = workers[i].sched;
+    long l = atomic_load_explicit(&s->load, memory_order_relaxed);
+    if (l < best_load) best = s, best_load = l;
+  }
+  return best;
+}
