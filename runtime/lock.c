@@ -23,11 +23,24 @@ static void futex_wake_one(_Atomic int *addr) {
   syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+/* Every critical section under these locks is a few list operations long, so a holder on another
+ * CPU is about to let go: spinning that long costs far less than a futex sleep and wake (two
+ * syscalls, and an IPI, each several microseconds on a VM). */
+#define CH_LOCK_SPINS 200
+
 void ch_lock(ch_lock_t *l) {
   int c = 0;
   if (atomic_compare_exchange_strong_explicit(&l->state, &c, 1, memory_order_acquire,
                                               memory_order_relaxed))
     return;
+  for (int i = 0; i < CH_LOCK_SPINS; i++) {
+    ch_cpu_relax();
+    c = 0;
+    if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
+        atomic_compare_exchange_weak_explicit(&l->state, &c, 1, memory_order_acquire, memory_order_relaxed))
+      return;
+  }
+  c = atomic_load_explicit(&l->state, memory_order_relaxed);
   /* Contended: mark "waiters possible" and sleep until we take it in state 2. */
   if (c != 2) c = atomic_exchange_explicit(&l->state, 2, memory_order_acquire);
   while (c != 0) {

@@ -143,6 +143,29 @@ static void deliver_signal(struct ch_sched *s) {
   if (s->main.park_seq == seq) ch_wake(&s->main, CH_WAKE_INTR);
 }
 
+/* A worker about to sleep in epoll first watches its inbox for a few microseconds. Wake-ups between
+ * workers (a mutex, condvar or join handing over to a coroutine elsewhere) then arrive without the
+ * eventfd write, epoll return and eventfd read that waking a sleeping loop costs — libev only
+ * writes to the eventfd when the target loop is actually blocked. Bounded, so an idle worker
+ * costs almost nothing. True if work arrived. */
+#define CH_IDLE_SPIN_NS 20000
+
+static bool idle_spin(struct ch_sched *s) {
+  uint64_t until = 0;
+  for (unsigned i = 0;; i++) {
+    if (atomic_load_explicit(&s->inbox_nonempty, memory_order_relaxed)) {
+      ch_sched_drain_inbox(s);
+      return s->runq_head != NULL;
+    }
+    ch_cpu_relax();
+    if ((i & 63) == 0) {
+      uint64_t now = ch_now_ns();
+      if (!until) until = now + CH_IDLE_SPIN_NS;
+      else if (now >= until) return false;
+    }
+  }
+}
+
 static void poll_events(struct ch_sched *s, bool may_block) {
   if (CH_UNLIKELY(s->sig_seq)) deliver_signal(s);
   if (atomic_load_explicit(&s->inbox_nonempty, memory_order_relaxed)) ch_sched_drain_inbox(s);
@@ -152,6 +175,8 @@ static void poll_events(struct ch_sched *s, bool may_block) {
       if (s->heap_len) ch_timer_fire_expired(s, ch_now_ns());
       return;
     }
+    if (s->is_worker && (!s->heap_len || ch_timer_next(s) > ch_now_ns() + CH_IDLE_SPIN_NS) && idle_spin(s))
+      return;
     uint64_t next = ch_timer_next(s);
     if (next == CH_NO_DEADLINE) {
       timeout = -1;
