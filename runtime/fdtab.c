@@ -47,6 +47,7 @@ static void reset(struct ch_fdinfo *fi) {
   atomic_store_explicit(&fi->kind, CH_FD_UNKNOWN, memory_order_relaxed);
   atomic_store_explicit(&fi->user_nonblock, 0, memory_order_relaxed);
   atomic_store_explicit(&fi->nowait_bad, 0, memory_order_relaxed);
+  atomic_store_explicit(&fi->drained, 0, memory_order_relaxed);
   atomic_store_explicit(&fi->rcvtimeo_ns, 0, memory_order_relaxed);
   atomic_store_explicit(&fi->sndtimeo_ns, 0, memory_order_relaxed);
   atomic_fetch_add_explicit(&fi->gen, 1, memory_order_acq_rel);

@@ -218,6 +218,7 @@ struct ch_fdinfo {
   _Atomic uint8_t user_nonblock; /* the program's own O_NONBLOCK, as it would read it with F_GETFL */
   _Atomic uint8_t nowait_bad;    /* RWF_NOWAIT refused: wait for readiness, then make the call */
   _Atomic uint8_t toggle_lock;
+  _Atomic uint8_t drained;       /* the last read came back short: the queue is most likely empty */
   _Atomic uint16_t toggles;      /* calls inside a transient O_NONBLOCK of ours (accept, connect) */
   _Atomic int fl;                /* file status flags as last seen / set (for F_SETFL restores) */
   _Atomic uint32_t gen;          /* bumped on create/close: see fdtab.c */
