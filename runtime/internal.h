@@ -131,6 +131,7 @@ struct ch_sched {
   ch_coro zombie;            /* "current" while a finished coroutine picks its successor */
   ch_coro *current;
   ch_coro *runq_head, *runq_tail;
+  size_t round_left;         /* hand-offs until the next look at I/O while the run queue is busy */
   struct ch_loop *loop;      /* loop.c (libev) */
   /* timer min-heap of deadlines */
   struct ch_timer **heap;
@@ -143,7 +144,6 @@ struct ch_sched {
   struct ch_stack dead_stack;
   bool has_dead;
   void *dead_sp_sink;
-  unsigned pops_since_poll;
   struct ch_stack cache[CH_STACK_CACHE];
   int ncache;
   void *altstack;

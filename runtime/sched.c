@@ -24,9 +24,12 @@
 #include "internal.h"
 #include "sanitize.h"
 
-/* When the run queue never drains (coroutines that keep yielding), still look at I/O and timers
- * every this many hand-offs, so ready sockets are not starved. */
-#define CH_POLL_EVERY 64
+/* When the run queue never drains (coroutines that keep yielding, or a steady stream of ready
+ * sockets), I/O and timers are still looked at every CH_POLL_EVERY hand-offs. Rarely, because an
+ * epoll_wait's cost grows with the kernel's ready list, not with what it returns: an echo server at
+ * 10 000 busy connections did 16k requests/s polling every 64 hand-offs and 77k every 1024 (and
+ * 56k -> 139k at 1 000). At ~40 ns a hand-off, I/O still waits at most ~40 us behind busy work. */
+#define CH_POLL_EVERY 1024
 #define CH_JOIN_DONE ((ch_coro *)(uintptr_t)1)
 
 CH_TLS struct ch_sched *ch_tls_sched;
@@ -209,14 +212,15 @@ void ch_signal_arrived(bool restart) {
 static ch_coro *next_ready(struct ch_sched *s) {
   for (;;) {
     if (s->runq_head) {
-      if (CH_UNLIKELY(++s->pops_since_poll >= CH_POLL_EVERY)) {
-        s->pops_since_poll = 0;
+      if (CH_UNLIKELY(s->round_left == 0)) {
         poll_events(s, false);
+        s->round_left = CH_POLL_EVERY;
       }
+      s->round_left--;
       return runq_pop(s);
     }
-    s->pops_since_poll = 0;
     poll_events(s, true);
+    s->round_left = CH_POLL_EVERY;
   }
 }
 

@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# scripts/demo.sh — the headline: unmodified legacy servers, native vs LD_PRELOAD=libhook.so, against
+# a hand-written libev server, measured side by side in one run.
+#
+#   scripts/demo.sh           full run (about 3-4 minutes)
+#   scripts/demo.sh --quick   shorter runs, for a first look (under a minute)
+#
+# Server pinned to CPU 0, load generator to CPU 1 (so the preloaded server gets one worker, like the
+# single-threaded libev reference). Echo: demo/echo_server (one pthread per connection) natively and
+# preloaded, demo/libev_echo, each at 100, 1 000 and 10 000 connections, measured with demo/loadgen
+# (every byte verified). HTTP: demo/http_server natively and preloaded under wrk at 100 and 1 000
+# keep-alive connections. All traffic is on 127.0.0.1; every run is bounded in time.
+#
+# Prints one table and writes it as markdown, with a PNG plot, under results/.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+if [ "$quick" = 1 ]; then secs=2 warm=1; else secs=6 warm=2; fi
+
+# ---- dependencies ---------------------------------------------------------------------------------
+need=()
+for p in cmake make gcc pkg-config libev-dev libcmocka-dev wrk gnuplot-nox; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "== installing: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "demo.sh: missing packages: ${need[*]} (run: sudo apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+fi
+perf_ok=0
+if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then perf_ok=1; fi
+
+echo "== building (Release)"
+cmake -S . -B build-demo -DCMAKE_BUILD_TYPE=Release -DCOHOOK_BUILD_TESTS=OFF >/dev/null
+cmake --build build-demo -j"$(nproc)" --target hook echo_server libev_echo http_server loadgen crawler >/dev/null
+bin=build-demo/demo
+hook=$root/build-demo/libhook.so
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+out=results
+mkdir -p "$out"
+stamp=$(date -u +%Y-%m-%dT%H:%MZ)
+tsv=$out/demo.tsv
+: >"$tsv"
+www=$(mktemp -d)
+head -c 1024 /dev/urandom | base64 >"$www/index.html"
+srv=""
+cleanup() { [ -n "$srv" ] && kill "$srv" 2>/dev/null; rm -rf "$www"; }
+trap cleanup EXIT
+
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+mem_avail_kb() { awk '/MemAvailable/ {print $2}' /proc/meminfo; }
+
+# start_server CMD... : starts CMD pinned to CPU 0, with @PORT@ in its arguments replaced by a free
+# port; sets srv and port
+start_server() {
+  port=$(freeport)
+  local args=()
+  for a in "$@"; do args+=("${a//@PORT@/$port}"); done
+  taskset -c 0 "${args[@]}" >"$out/server.log" 2>&1 &
+  srv=$!
+  for _ in $(seq 1 100); do grep -q "listening" "$out/server.log" 2>/dev/null && return 0; sleep 0.05; done
+  echo "server did not start: $*" >&2
+  cat "$out/server.log" >&2
+  return 1
+}
+
+# sample the server's threads and the machine's available memory while the load runs
+sampler() {
+  local pid=$1 f=$2 base=$3 maxthr=0 minavail=$base t a
+  while kill -0 "$pid" 2>/dev/null; do
+    t=$(awk '/^Threads:/ {print $2}' /proc/"$pid"/status 2>/dev/null || echo 0)
+    a=$(mem_avail_kb)
+    [ "${t:-0}" -gt "$maxthr" ] && maxthr=$t
+    [ "$a" -lt "$minavail" ] && minavail=$a
+    echo "$maxthr $((base - minavail))" >"$f"
+    sleep 0.2
+  done
+}
+
+# measure KIND NAME CONNS LOADCMD... : KIND is echo or http; the server is running as $srv
+measure() {
+  local kind=$1 name=$2 conns=$3
+  shift 3
+  local base samp perfout res rps p99 errs rss thr mem sc req spr
+  base=$(mem_avail_kb)
+  samp=$(mktemp)
+  echo "0 0" >"$samp"
+  sampler "$srv" "$samp" "$base" &
+  local sp=$!
+  perfout=$(mktemp)
+  if [ "$perf_ok" = 1 ]; then
+    perf stat -e raw_syscalls:sys_enter -p "$srv" -o "$perfout" -- sleep $((warm + secs + 1)) >/dev/null 2>&1 &
+  fi
+  local pp=$!
+  res=$(taskset -c 1 "$@" 2>&1 || true)
+  [ "$perf_ok" = 1 ] && wait "$pp" 2>/dev/null || true
+  if [ "$kind" = echo ]; then
+    rps=$(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$res")
+    p99=$(sed -n 's/.* p99_us=\([0-9.]*\).*/\1/p' <<<"$res")
+    errs=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$res")
+    local mism
+    mism=$(sed -n 's/.* mismatches=\([0-9]*\).*/\1/p' <<<"$res")
+    errs=$(( ${errs:-0} + ${mism:-0} ))
+    req=$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$res")
+  else
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$res")
+    p99=$(awk '$1 == "99%" {v=$2; if (v ~ /ms$/) {sub("ms","",v); v*=1000} else if (v ~ /us$/) {sub("us","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000000}; print v}' <<<"$res")
+    errs=$(awk '/Socket errors/ {gsub(",",""); s=$4+$6+$8+$10} /Non-2xx/ {n=$NF} END {print s+n+0}' <<<"$res")
+    req=$(awk '/requests in/ {print $1}' <<<"$res")
+  fi
+  rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/"$srv"/status 2>/dev/null || echo "?")
+  kill "$sp" 2>/dev/null
+  wait "$sp" 2>/dev/null || true
+  read -r thr mem <"$samp"
+  sc="-" spr="-"
+  if [ "$perf_ok" = 1 ]; then
+    sc=$(awk '/raw_syscalls/ {gsub(",","",$1); print $1}' "$perfout")
+    # perf counted warm-up + measured window; requests are for the measured window only (echo), or
+    # the whole wrk run (http): scale the syscall count to the same window.
+    if [ -n "$sc" ] && [ -n "${req:-}" ] && [ "${req:-0}" -gt 0 ]; then
+      spr=$(awk -v s="$sc" -v r="$req" -v w="$warm" -v d="$secs" -v k="$kind" \
+        'BEGIN { if (k == "echo") s = s * d / (w + d + 1); else s = s * d / (d + 1); printf "%.2f", s / r }')
+    fi
+  fi
+  rm -f "$samp" "$perfout"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$name" "$conns" "${rps:-0}" "${p99:-0}" \
+    "${errs:-?}" "$rss" "$((mem / 1024))" "$thr" "$spr" >>"$tsv"
+  printf '  %-5s %-10s %6s conns: %10s req/s  p99 %8s us  errors %s  rss %s MB  mem %s MB  threads %s  sys/req %s\n' \
+    "$kind" "$name" "$conns" "${rps:-0}" "${p99:-0}" "${errs:-?}" "$rss" "$((mem / 1024))" "$thr" "$spr"
+}
+
+stop_server() {
+  kill "$srv" 2>/dev/null || true
+  wait "$srv" 2>/dev/null || true
+  srv=""
+  sleep 0.5 # let TIME_WAIT sockets and freed memory settle between runs
+}
+
+echo "== echo: thread-per-connection server native, preloaded, and the libev reference"
+for c in 100 1000 10000; do
+  for v in native preloaded libev; do
+    case $v in
+      native) start_server "$bin/echo_server" @PORT@ ;;
+      preloaded) start_server env LD_PRELOAD="$hook" "$bin/echo_server" @PORT@ ;;
+      libev) start_server "$bin/libev_echo" @PORT@ ;;
+    esac
+    measure echo "$v" "$c" "$bin/loadgen" -p "$port" -c "$c" -s 64 -d "$secs" -w "$warm" -t 10
+    stop_server
+  done
+done
+
+echo "== http: thread-per-connection static server under wrk (keep-alive)"
+for c in 100 1000; do
+  for v in native preloaded; do
+    case $v in
+      native) start_server "$bin/http_server" @PORT@ "$www" ;;
+      preloaded) start_server env LD_PRELOAD="$hook" "$bin/http_server" @PORT@ "$www" ;;
+    esac
+    measure http "$v" "$c" wrk -t1 -c"$c" -d"$((secs + 1))s" --latency "http://127.0.0.1:$port/index.html"
+    stop_server
+  done
+done
+
+echo "== crawler: 50 requests that each wait 100 ms server-side"
+start_server "$bin/http_server" @PORT@ "$www"
+crawl=$(for m in sequential threaded; do taskset -c 1 "$bin/crawler" "$m" 50 127.0.0.1 "$port" "/sleep?ms=100" 2>&1 | tail -1; done
+  taskset -c 1 env LD_PRELOAD="$hook" "$bin/crawler" threaded 50 127.0.0.1 "$port" "/sleep?ms=100" 2>&1 | tail -1 | sed 's/^/preloaded /')
+echo "$crawl" | sed 's/^/  /'
+stop_server
+
+# ---- the table -----------------------------------------------------------------------------------
+md=$out/demo.md
+{
+  echo "# cohook demo — $stamp"
+  echo
+  echo "Machine: $(nproc) CPUs ($(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ //'))," \
+    "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)." \
+    "Server on CPU 0, load on CPU 1; ${secs} s measured after ${warm} s warm-up."
+  echo
+  echo "| test | server | conns | req/s | p99 µs | errors | server peak RSS MB | machine memory MB | OS threads | syscalls/req | vs native | vs libev |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  awk -F'\t' '
+    { key = $1 "|" $3; rps[$2 "|" key] = $4; row[NR] = $0 }
+    END {
+      for (i = 1; i <= NR; i++) {
+        split(row[i], f, "\t"); key = f[1] "|" f[3]
+        vn = (f[2] == "preloaded" && rps["native|" key] > 0) ? sprintf("%.2fx", f[4] / rps["native|" key]) : ""
+        vl = (f[2] == "preloaded" && rps["libev|" key] > 0) ? sprintf("%.2fx", f[4] / rps["libev|" key]) : ""
+        printf "| %s | %s | %s | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], vn, vl
+      }
+    }' "$tsv"
+  echo
+  echo "Crawler (50 URLs, each held 100 ms by the server):"
+  echo
+  echo '```'
+  echo "$crawl"
+  echo '```'
+} >"$md"
+echo
+cat "$md"
+
+# ---- the plot ------------------------------------------------------------------------------------
+awk -F'\t' '$1 == "echo" { v[$3 "," $2] = $4; c[$3] = 1 }
+  END { for (k in c) printf "%s %s %s %s\n", k, v[k ",native"] + 0, v[k ",preloaded"] + 0, v[k ",libev"] + 0 }' "$tsv" |
+  sort -n >"$out/echo.dat"
+gnuplot <<EOF 2>/dev/null || echo "(gnuplot failed: no plot)"
+set terminal pngcairo size 900,500 noenhanced
+set output "$out/echo.png"
+set title "Echo server, 64-byte messages: requests/s by concurrent connections ($stamp)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set ylabel "requests/s"
+set yrange [0:*]
+set key top right
+plot "$out/echo.dat" using 2:xtic(1) title "thread-per-connection, native", \
+     "" using 3 title "same binary, LD_PRELOAD=libhook.so", \
+     "" using 4 title "hand-written libev server"
+EOF
+[ -f "$out/echo.png" ] && echo "plot: $out/echo.png"
+echo "markdown: $md"
