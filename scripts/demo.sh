@@ -98,12 +98,17 @@ measure() {
   sampler "$srv" "$samp" "$base" &
   local sp=$!
   perfout=$(mktemp)
+  # perf counts the server's syscalls over the same window the load generator measures: after the
+  # warm-up for echo (loadgen reports only the measured window), all of it for wrk.
+  local pwait=0 plen=$((secs + 1))
+  [ "$kind" = echo ] && pwait=$warm plen=$secs
+  local pp=""
   if [ "$perf_ok" = 1 ]; then
-    perf stat -e raw_syscalls:sys_enter -p "$srv" -o "$perfout" -- sleep $((warm + secs + 1)) >/dev/null 2>&1 &
+    (sleep "$pwait"; exec perf stat -e raw_syscalls:sys_enter -p "$srv" -o "$perfout" -- sleep "$plen") >/dev/null 2>&1 &
+    pp=$!
   fi
-  local pp=$!
   res=$(taskset -c 1 "$@" 2>&1 || true)
-  [ "$perf_ok" = 1 ] && wait "$pp" 2>/dev/null || true
+  [ -n "$pp" ] && { wait "$pp" 2>/dev/null || true; }
   if [ "$kind" = echo ]; then
     rps=$(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$res")
     p99=$(sed -n 's/.* p99_us=\([0-9.]*\).*/\1/p' <<<"$res")
@@ -125,11 +130,8 @@ measure() {
   sc="-" spr="-"
   if [ "$perf_ok" = 1 ]; then
     sc=$(awk '/raw_syscalls/ {gsub(",","",$1); print $1}' "$perfout")
-    # perf counted warm-up + measured window; requests are for the measured window only (echo), or
-    # the whole wrk run (http): scale the syscall count to the same window.
     if [ -n "$sc" ] && [ -n "${req:-}" ] && [ "${req:-0}" -gt 0 ]; then
-      spr=$(awk -v s="$sc" -v r="$req" -v w="$warm" -v d="$secs" -v k="$kind" \
-        'BEGIN { if (k == "echo") s = s * d / (w + d + 1); else s = s * d / (d + 1); printf "%.2f", s / r }')
+      spr=$(awk -v s="$sc" -v r="$req" 'BEGIN { printf "%.2f", s / r }')
     fi
   fi
   rm -f "$samp" "$perfout"
