@@ -3,6 +3,10 @@
  * goes to libc; we only keep runtime/fdtab.c true to what the kernel now holds.
  */
 #include <stdarg.h>
+#include <stdio.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
 
 #include "hook.h"
 
@@ -27,7 +31,13 @@ CH_EXPORT int pipe(int p[2]) {
 
 /* Closing wakes the fd's waiters with EBADF (design.md §3.5) and retires its watcher. */
 CH_EXPORT int close(int fd) {
-  if (!ch_tls_bypass) ch_fd_closed(fd);
+  if (!ch_tls_bypass) {
+    struct ch_fdinfo *fi = ch_fd_info(fd);
+    /* The runtime's own fds are not open as far as the program knows (a daemon closing every fd
+     * up to the limit must not take the event loop with it): answer as for a closed number. */
+    if (fi && atomic_load(&fi->kind) == CH_FD_INTERNAL) return (int)ch_ret(-EBADF);
+    ch_fd_closed(fd);
+  }
   return REAL(close)(fd);
 }
 
@@ -118,4 +128,34 @@ CH_EXPORT int ioctl(int fd, unsigned long req, ...) {
     }
   }
   return r;
+}
+
+/* ---- fds made by calls we do not otherwise intercept ------------------------------------------------
+ * Hooked for two reasons. Inside the runtime (libev making its epoll fd and eventfd), the new fd is
+ * moved high and marked internal, so it never takes a number the program expects and the program's
+ * "close every fd" loops cannot pull the loop from under us. For the program, a fresh fd resets
+ * what we knew about that number, in case the previous holder was closed behind our back. */
+static int made(int fd, bool nonblock) {
+  if (fd < 0) return fd;
+  if (ch_tls_bypass) return ch_fd_make_internal(fd);
+  ch_fd_created(fd, CH_FD_ANON, nonblock, O_RDWR | (nonblock ? O_NONBLOCK : 0));
+  return fd;
+}
+
+CH_EXPORT int epoll_create1(int flags) { return made(REAL(epoll_create1)(flags), false); }
+CH_EXPORT int epoll_create(int size) { return made(REAL(epoll_create)(size), false); }
+CH_EXPORT int eventfd(unsigned int v, int flags) { return made(REAL(eventfd)(v, flags), (flags & EFD_NONBLOCK) != 0); }
+CH_EXPORT int timerfd_create(int clk, int flags) {
+  return made(REAL(timerfd_create)(clk, flags), (flags & TFD_NONBLOCK) != 0);
+}
+CH_EXPORT int signalfd(int fd, const sigset_t *mask, int flags) {
+  int r = REAL(signalfd)(fd, mask, flags);
+  return fd == -1 ? made(r, (flags & SFD_NONBLOCK) != 0) : r;
+}
+
+/* fclose closes its fd inside libc, where close() is not seen: forget what we knew of that number. */
+CH_EXPORT int fclose(FILE *f) {
+  int fd = f ? fileno(f) : -1;
+  if (fd >= 0 && !ch_tls_bypass) ch_fd_closed(fd);
+  return REAL(fclose)(f);
 }

@@ -4,8 +4,9 @@
  */
 #include "hook.h"
 
+/* MSG_DONTWAIT: the program asked for non-blocking itself. MSG_ERRQUEUE never blocks. */
 static struct ch_fdinfo *ours(int fd, int flags) {
-  return (flags & MSG_DONTWAIT) ? NULL : ch_io_fd(fd);
+  return (flags & (MSG_DONTWAIT | MSG_ERRQUEUE)) ? NULL : ch_io_fd(fd);
 }
 
 CH_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags) {
@@ -61,7 +62,7 @@ CH_EXPORT int accept4(int fd, struct sockaddr *restrict addr, socklen_t *restric
   struct ch_fdinfo *fi = ch_io_fd(fd);
   if (!fi) {
     int r = REAL(accept4)(fd, addr, alen, flags);
-    if (r >= 0) ch_fd_created(r, CH_FD_SOCKET, (flags & SOCK_NONBLOCK) != 0, O_RDWR);
+    if (r >= 0) ch_fd_accepted(fd, r, flags);
     return r;
   }
   return (int)ch_ret(ch_io_accept(fd, fi, addr, alen, flags));
@@ -79,7 +80,10 @@ CH_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t alen) {
 
 CH_EXPORT int socket(int domain, int type, int proto) {
   int fd = REAL(socket)(domain, type, proto);
-  if (fd >= 0) ch_fd_created(fd, CH_FD_SOCKET, (type & SOCK_NONBLOCK) != 0, O_RDWR);
+  if (fd >= 0) {
+    ch_fd_created(fd, CH_FD_SOCKET, (type & SOCK_NONBLOCK) != 0, O_RDWR);
+    ch_fd_set_stream(fd, (type & 0xf) == SOCK_STREAM);
+  }
   return fd;
 }
 
@@ -88,6 +92,8 @@ CH_EXPORT int socketpair(int domain, int type, int proto, int sv[2]) {
   if (r == 0) {
     ch_fd_created(sv[0], CH_FD_SOCKET, (type & SOCK_NONBLOCK) != 0, O_RDWR);
     ch_fd_created(sv[1], CH_FD_SOCKET, (type & SOCK_NONBLOCK) != 0, O_RDWR);
+    ch_fd_set_stream(sv[0], (type & 0xf) == SOCK_STREAM);
+    ch_fd_set_stream(sv[1], (type & 0xf) == SOCK_STREAM);
   }
   return r;
 }
@@ -96,14 +102,15 @@ CH_EXPORT int socketpair(int domain, int type, int proto, int sv[2]) {
  * are remembered, because our waits must end when the kernel's would have. */
 CH_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len) {
   int r = REAL(setsockopt)(fd, level, name, val, len);
-  if (r == 0 && level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) &&
-      len >= sizeof(struct timeval)) {
+  /* SO_RCVTIMEO_NEW/SO_SNDTIMEO_NEW (66/67) take a 64-bit timeval: the same layout on our ABIs. */
+  bool rcv = name == SO_RCVTIMEO || name == 66, snd = name == SO_SNDTIMEO || name == 67;
+  if (r == 0 && level == SOL_SOCKET && (rcv || snd) && len >= sizeof(struct timeval)) {
     struct ch_fdinfo *fi = ch_fd_info(fd);
     if (fi) {
       const struct timeval *tv = val;
       int64_t ns = (int64_t)tv->tv_sec * 1000000000 + (int64_t)tv->tv_usec * 1000;
       ch_fd_classify(fd, fi);
-      atomic_store(name == SO_RCVTIMEO ? &fi->rcvtimeo_ns : &fi->sndtimeo_ns, ns);
+      atomic_store(rcv ? &fi->rcvtimeo_ns : &fi->sndtimeo_ns, ns);
     }
   }
   return r;

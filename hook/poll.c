@@ -6,8 +6,27 @@
  */
 #include "hook.h"
 
+/* libev watches readable and writable only. A request for urgent data (POLLPRI), for errors alone
+ * (events 0) or read hang-ups alone cannot be waited for through it without waking on readiness
+ * nobody asked for (a busy loop) or missing the event: such calls wait in the kernel, blocking their
+ * thread, exactly as the program's own call. */
+static bool expressible(const struct pollfd *fds, nfds_t n) {
+  for (nfds_t i = 0; i < n; i++)
+    if (fds[i].fd >= 0 && (!(fds[i].events & (POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM)) ||
+                           (fds[i].events & (POLLPRI | POLLRDBAND))))
+      return false;
+  return true;
+}
+
+static bool any_set(int nfds, const fd_set *set) {
+  if (!set) return false;
+  for (int fd = 0; fd < nfds && fd < FD_SETSIZE; fd++)
+    if (FD_ISSET(fd, set)) return true;
+  return false;
+}
+
 CH_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
-  if (ch_tls_bypass || timeout == 0) return REAL(poll)(fds, n, timeout);
+  if (ch_tls_bypass || timeout == 0 || !expressible(fds, n)) return REAL(poll)(fds, n, timeout);
   return (int)ch_ret(ch_io_poll(fds, n, ch_ms_deadline(timeout)));
 }
 
@@ -23,7 +42,7 @@ static uint64_t ts_deadline(const struct timespec *ts) {
 }
 
 CH_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask) {
-  if (ch_tls_bypass || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0))
+  if (ch_tls_bypass || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || !expressible(fds, n))
     return REAL(ppoll)(fds, n, ts, mask);
   if (ts && (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 || ts->tv_sec < 0)) return (int)ch_ret(-EINVAL);
   return (int)ch_ret(ch_io_poll(fds, n, ts_deadline(ts)));
@@ -36,7 +55,8 @@ CH_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *t
 }
 
 CH_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
-  if (ch_tls_bypass || (tv && tv->tv_sec == 0 && tv->tv_usec == 0)) return REAL(select)(nfds, rd, wr, ex, tv);
+  if (ch_tls_bypass || (tv && tv->tv_sec == 0 && tv->tv_usec == 0) || any_set(nfds, ex))
+    return REAL(select)(nfds, rd, wr, ex, tv); /* exception sets (urgent data) wait in the kernel */
   if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0)) return (int)ch_ret(-EINVAL);
   if (nfds < 0) return (int)ch_ret(-EINVAL);
   uint64_t deadline = tv ? ch_deadline_after((int64_t)tv->tv_sec * 1000000000 + (int64_t)tv->tv_usec * 1000)
@@ -53,7 +73,7 @@ CH_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeva
 
 CH_EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts,
                       const sigset_t *mask) {
-  if (ch_tls_bypass || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0))
+  if (ch_tls_bypass || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || any_set(nfds, ex))
     return REAL(pselect)(nfds, rd, wr, ex, ts, mask);
   if (nfds < 0 || (ts && (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 || ts->tv_sec < 0)))
     return (int)ch_ret(-EINVAL);

@@ -42,26 +42,46 @@ CH_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *
     }
     return r;
   }
-  struct sigaction w = *act, kold;
+  struct sigaction w = *act, kold, knew;
   w.sa_sigaction = wrapper;
   w.sa_flags |= SA_SIGINFO;
   int r = REAL(sigaction)(sig, &w, &kold);
   if (r != 0) return r;
   if (old) *old = atomic_load(&wrapped[sig]) ? prog[sig] : kold;
   prog[sig] = *act;
+  /* Read back as glibc would: with the flags libc itself adds (SA_RESTORER on x86-64). */
+  if (REAL(sigaction)(sig, NULL, &knew) == 0) prog[sig].sa_flags |= knew.sa_flags & ~(SA_SIGINFO | act->sa_flags) & 0x04000000;
   atomic_store(&wrapped[sig], 1);
   return 0;
 }
 
-/* glibc's signal() has BSD semantics: SA_RESTART, the signal blocked during its handler. It calls
- * its internal sigaction directly, so it must be provided here to be wrapped at all. */
-CH_EXPORT __sighandler_t signal(int sig, __sighandler_t h) {
+/* glibc implements these with its internal sigaction, which we would not see. */
+CH_EXPORT int siginterrupt(int sig, int flag) {
+  struct sigaction a;
+  if (sigaction(sig, NULL, &a) < 0) return -1;
+  if (flag) a.sa_flags &= ~SA_RESTART;
+  else a.sa_flags |= SA_RESTART;
+  return sigaction(sig, &a, NULL);
+}
+
+static __sighandler_t install(int sig, __sighandler_t h, int flags, bool block_self) {
   struct sigaction act, old;
   memset(&act, 0, sizeof act);
   act.sa_handler = h;
   sigemptyset(&act.sa_mask);
-  if (sig > 0 && sig < _NSIG) sigaddset(&act.sa_mask, sig);
-  act.sa_flags = SA_RESTART;
+  if (block_self && sig > 0 && sig < _NSIG) sigaddset(&act.sa_mask, sig);
+  act.sa_flags = flags;
   if (sigaction(sig, &act, &old) < 0) return SIG_ERR;
   return old.sa_handler;
 }
+
+/* System V semantics: one-shot, not blocked while it runs, calls not restarted. */
+CH_EXPORT __sighandler_t sysv_signal(int sig, __sighandler_t h) {
+  return install(sig, h, SA_RESETHAND | SA_NODEFER, false);
+}
+CH_EXPORT __sighandler_t __sysv_signal(int sig, __sighandler_t h) { return sysv_signal(sig, h); }
+CH_EXPORT __sighandler_t bsd_signal(int sig, __sighandler_t h) { return install(sig, h, SA_RESTART, true); }
+
+/* glibc's signal() has BSD semantics: SA_RESTART, the signal blocked during its handler. It calls
+ * its internal sigaction directly, so it must be provided here to be wrapped at all. */
+CH_EXPORT __sighandler_t signal(int sig, __sighandler_t h) { return install(sig, h, SA_RESTART, true); }

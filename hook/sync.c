@@ -31,6 +31,32 @@ _Static_assert(sizeof(sem_t) >= sizeof(struct ch_sem), "sem size");
 #define CH_BARRIER_MAGIC 0x43484252u /* at glibc's `shared` field, where glibc keeps 0 or 128 */
 #define CH_SEM_MAGIC 0x4348534du     /* at glibc's `private` field, where glibc keeps 0 or 128 */
 
+static bool clock_ok(clockid_t clk) { return clk == CLOCK_REALTIME || clk == CLOCK_MONOTONIC; }
+
+static bool ts_ok(const struct timespec *ts) { return ts && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000; }
+
+/* A process-shared (glibc) object waited on by a coroutine-thread must not block its worker: the
+ * party that would release it may be another coroutine on that same worker. True when the caller
+ * is such a coroutine; the glibc call is then made in a way that cannot hold the worker. */
+static bool on_worker(void) {
+  struct ch_sched *s = ch_sched_peek();
+  return s && s->is_worker && !ch_tls_bypass;
+}
+
+/* Try, then sleep as a coroutine, with a growing pause (50 us .. 2 ms): for glibc objects that have
+ * a try-variant. Returns the try function's final result. */
+#define BACKOFF_UNTIL_NOT(busy, call, deadline)                                                      \
+  ({                                                                                                 \
+    int r_;                                                                                          \
+    uint64_t pause_ = 50000;                                                                         \
+    while ((r_ = (call)) == (busy)) {                                                                \
+      if ((deadline) != CH_NO_DEADLINE && ch_now_ns() >= (deadline)) { r_ = ETIMEDOUT; break; }       \
+      ch_io_sleep_until(ch_deadline_after((int64_t)pause_));                                         \
+      if (pause_ < 2000000) pause_ *= 2;                                                             \
+    }                                                                                                \
+    r_;                                                                                              \
+  })
+
 static struct ch_mutex *ours_m(pthread_mutex_t *m) {
   struct ch_mutex *c = (struct ch_mutex *)(void *)m;
   return (c->kind & GLIBC_MUTEX_NOT_OURS) ? NULL : c;
@@ -42,7 +68,9 @@ static unsigned cond_flags(pthread_cond_t *c) { return c->__data.__wrefs & 3u; }
 
 CH_EXPORT int pthread_mutex_lock(pthread_mutex_t *m) {
   struct ch_mutex *c = ours_m(m);
-  return c ? -ch_mutex_lock(c, CH_NO_DEADLINE, false) : REAL(pthread_mutex_lock)(m);
+  if (c) return -ch_mutex_lock(c, CH_NO_DEADLINE, false);
+  if (on_worker()) return BACKOFF_UNTIL_NOT(EBUSY, REAL(pthread_mutex_trylock)(m), CH_NO_DEADLINE);
+  return REAL(pthread_mutex_lock)(m);
 }
 
 CH_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m) {
@@ -52,8 +80,10 @@ CH_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m) {
 
 CH_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clk, const struct timespec *abs) {
   struct ch_mutex *c = ours_m(m);
+  if (!clock_ok(clk)) return EINVAL; /* glibc checks the clock before anything else */
   if (!c) return REAL(pthread_mutex_clocklock)(m, clk, abs);
-  if (ch_mutex_lock(c, 0, true) == 0) return 0; /* POSIX: no timeout check if it can lock at once */
+  int r = ch_mutex_lock(c, 0, true); /* POSIX: no timeout check if it can lock at once */
+  if (r != -EBUSY) return -r;
   uint64_t deadline;
   if (ch_abs_deadline(clk, abs, &deadline) < 0) return EINVAL;
   return -ch_mutex_lock(c, deadline, false);
@@ -84,15 +114,45 @@ static int cond_wait(pthread_cond_t *cv, pthread_mutex_t *m, uint64_t deadline) 
   return w == -ETIMEDOUT ? ETIMEDOUT : 0;
 }
 
+/* A process-shared (glibc) condvar with one of our mutexes: glibc's wait would unlock and relock the
+ * mutex with its own protocol. Wait on it with a private glibc mutex instead, in slices of at most
+ * 10 ms, so neither the program's mutex nor a worker is held; a signal that slips between our
+ * unlock and glibc's wait costs at most one slice and reads as a spurious wake-up, which POSIX
+ * allows and every correct caller re-checks. */
+static int shared_cond_wait(pthread_cond_t *cv, pthread_mutex_t *m, clockid_t clk, const struct timespec *abs) {
+  if (!ours_m(m)) return abs ? REAL(pthread_cond_clockwait)(cv, m, clk, abs) : REAL(pthread_cond_wait)(cv, m);
+  struct timespec now, slice;
+  clock_gettime(clk, &now);
+  slice = now;
+  slice.tv_nsec += 10000000;
+  if (slice.tv_nsec >= 1000000000) slice.tv_sec++, slice.tv_nsec -= 1000000000;
+  bool last = abs && (abs->tv_sec < slice.tv_sec || (abs->tv_sec == slice.tv_sec && abs->tv_nsec <= slice.tv_nsec));
+  if (last) slice = *abs;
+  pthread_mutex_t tmp = PTHREAD_MUTEX_INITIALIZER;
+  REAL(pthread_mutex_lock)(&tmp);
+  int r = pthread_mutex_unlock(m);
+  if (r) {
+    REAL(pthread_mutex_unlock)(&tmp);
+    return r;
+  }
+  int w = REAL(pthread_cond_clockwait)(cv, &tmp, clk, &slice);
+  REAL(pthread_mutex_unlock)(&tmp);
+  pthread_mutex_lock(m);
+  return w == ETIMEDOUT && last ? ETIMEDOUT : 0;
+}
+
 CH_EXPORT int pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *m) {
-  if (cond_flags(cv) & GLIBC_COND_SHARED) return REAL(pthread_cond_wait)(cv, m);
+  if (cond_flags(cv) & GLIBC_COND_SHARED) return shared_cond_wait(cv, m, CLOCK_REALTIME, NULL);
   return cond_wait(cv, m, CH_NO_DEADLINE);
 }
 
 CH_EXPORT int pthread_cond_clockwait(pthread_cond_t *cv, pthread_mutex_t *m, clockid_t clk,
                                      const struct timespec *abs) {
-  if (cond_flags(cv) & GLIBC_COND_SHARED) return REAL(pthread_cond_clockwait)(cv, m, clk, abs);
-  if (clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC) return EINVAL;
+  if (!clock_ok(clk)) return EINVAL;
+  if (cond_flags(cv) & GLIBC_COND_SHARED) {
+    if (!ts_ok(abs)) return EINVAL;
+    return shared_cond_wait(cv, m, clk, abs);
+  }
   uint64_t deadline;
   if (ch_abs_deadline(clk, abs, &deadline) < 0) return EINVAL;
   return cond_wait(cv, m, deadline);
@@ -100,7 +160,6 @@ CH_EXPORT int pthread_cond_clockwait(pthread_cond_t *cv, pthread_mutex_t *m, clo
 
 /* The clock is the one the condattr chose (pthread_condattr_setclock), CLOCK_REALTIME by default. */
 CH_EXPORT int pthread_cond_timedwait(pthread_cond_t *cv, pthread_mutex_t *m, const struct timespec *abs) {
-  if (cond_flags(cv) & GLIBC_COND_SHARED) return REAL(pthread_cond_timedwait)(cv, m, abs);
   clockid_t clk = (cond_flags(cv) & GLIBC_COND_MONOTONIC) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
   return pthread_cond_clockwait(cv, m, clk, abs);
 }
@@ -135,6 +194,7 @@ static struct ch_rwlock *ours_rw(pthread_rwlock_t *rw) {
   CH_EXPORT int pthread_rwlock_clock##kind##lock(pthread_rwlock_t *rw, clockid_t clk,                \
                                                  const struct timespec *abs) {                       \
     struct ch_rwlock *c = ours_rw(rw);                                                               \
+    if (!clock_ok(clk) || !ts_ok(abs)) return EINVAL; /* glibc checks both first */                  \
     if (!c) return REAL(pthread_rwlock_clock##kind##lock)(rw, clk, abs);                             \
     int r = ch_rwlock_##kind##lock(c, 0, true);                                                      \
     if (r != -EBUSY) return -r;                                                                      \
@@ -170,9 +230,24 @@ CH_EXPORT int pthread_barrier_init(pthread_barrier_t *b, const pthread_barrierat
   return 0;
 }
 
+struct barrier_job {
+  pthread_barrier_t *b;
+  int ret;
+};
+
+static void barrier_job(void *p) {
+  struct barrier_job *j = p;
+  j->ret = REAL(pthread_barrier_wait)(j->b);
+}
+
 CH_EXPORT int pthread_barrier_wait(pthread_barrier_t *b) {
   struct ch_barrier *c = (struct ch_barrier *)(void *)b;
-  return c->magic == CH_BARRIER_MAGIC ? ch_barrier_wait(c) : REAL(pthread_barrier_wait)(b);
+  if (c->magic == CH_BARRIER_MAGIC) return ch_barrier_wait(c);
+  if (!on_worker()) return REAL(pthread_barrier_wait)(b);
+  /* A glibc barrier has no try-variant: wait for it on a helper thread while this coroutine parks. */
+  struct barrier_job j = {b, 0};
+  ch_offload(barrier_job, &j);
+  return j.ret;
 }
 
 CH_EXPORT int pthread_barrier_destroy(pthread_barrier_t *b) {
@@ -207,9 +282,13 @@ CH_EXPORT int sem_destroy(sem_t *s) {
   return 0;
 }
 
+static int sem_try_errno(sem_t *s) { return REAL(sem_trywait)(s) == 0 ? 0 : errno; }
+
 CH_EXPORT int sem_wait(sem_t *s) {
   struct ch_sem *c = ours_sem(s);
-  return c ? (int)ch_ret(ch_sem_wait(c, CH_NO_DEADLINE, false)) : REAL(sem_wait)(s);
+  if (c) return (int)ch_ret(ch_sem_wait(c, CH_NO_DEADLINE, false));
+  if (on_worker()) return (int)ch_ret(-BACKOFF_UNTIL_NOT(EAGAIN, sem_try_errno(s), CH_NO_DEADLINE));
+  return REAL(sem_wait)(s);
 }
 
 CH_EXPORT int sem_trywait(sem_t *s) {

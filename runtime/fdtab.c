@@ -13,7 +13,10 @@
  */
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 
 #include "internal.h"
 #include "sys.h"
@@ -48,6 +51,8 @@ static void reset(struct ch_fdinfo *fi) {
   atomic_store_explicit(&fi->user_nonblock, 0, memory_order_relaxed);
   atomic_store_explicit(&fi->nowait_bad, 0, memory_order_relaxed);
   atomic_store_explicit(&fi->drained, 0, memory_order_relaxed);
+  atomic_store_explicit(&fi->stream, 0, memory_order_relaxed);
+  atomic_store_explicit(&fi->shared, 0, memory_order_relaxed);
   atomic_store_explicit(&fi->rcvtimeo_ns, 0, memory_order_relaxed);
   atomic_store_explicit(&fi->sndtimeo_ns, 0, memory_order_relaxed);
   atomic_fetch_add_explicit(&fi->gen, 1, memory_order_acq_rel);
@@ -73,7 +78,57 @@ void ch_fd_dup(int oldfd, int newfd) {
   atomic_store_explicit(&to->rcvtimeo_ns, atomic_load(&from->rcvtimeo_ns), memory_order_relaxed);
   atomic_store_explicit(&to->sndtimeo_ns, atomic_load(&from->sndtimeo_ns), memory_order_relaxed);
   atomic_store_explicit(&to->fl, atomic_load(&from->fl), memory_order_relaxed);
-  atomic_store_explicit(&to->kind, atomic_load(&from->kind), memory_order_release);
+  atomic_store_explicit(&to->stream, atomic_load(&from->stream), memory_order_relaxed);
+  /* Both now name one description: a change made through either must be seen through both. */
+  atomic_store_explicit(&to->shared, 1, memory_order_relaxed);
+  atomic_store_explicit(&from->shared, 1, memory_order_relaxed);
+  int k = atomic_load(&from->kind);
+  atomic_store_explicit(&to->kind, (uint8_t)(k == CH_FD_INTERNAL ? CH_FD_UNKNOWN : k), memory_order_release);
+}
+
+void ch_fd_set_stream(int fd, bool stream) {
+  struct ch_fdinfo *fi = ch_fd_info(fd);
+  if (fi) atomic_store_explicit(&fi->stream, stream, memory_order_relaxed);
+}
+
+static int64_t sock_timeo(int fd, int name) {
+  struct timeval tv = {0, 0};
+  socklen_t l = sizeof tv;
+  if (ch_sys5(SYS_getsockopt, fd, SOL_SOCKET, name, &tv, &l) < 0) return 0;
+  return (int64_t)tv.tv_sec * 1000000000 + (int64_t)tv.tv_usec * 1000;
+}
+
+void ch_fd_refresh(int fd, struct ch_fdinfo *fi) {
+  long fl = ch_sys(SYS_fcntl, fd, F_GETFL, 0);
+  if (fl >= 0 && !atomic_load_explicit(&fi->toggles, memory_order_relaxed)) {
+    atomic_store_explicit(&fi->user_nonblock, (fl & O_NONBLOCK) != 0, memory_order_relaxed);
+    atomic_store_explicit(&fi->fl, (int)fl, memory_order_relaxed);
+  }
+  if (atomic_load_explicit(&fi->kind, memory_order_relaxed) == CH_FD_SOCKET) {
+    atomic_store_explicit(&fi->rcvtimeo_ns, sock_timeo(fd, SO_RCVTIMEO), memory_order_relaxed);
+    atomic_store_explicit(&fi->sndtimeo_ns, sock_timeo(fd, SO_SNDTIMEO), memory_order_relaxed);
+  }
+}
+
+int ch_fd_make_internal(int fd) {
+  if (fd < 0) return fd;
+  /* High, out of the way of programs that count on getting the lowest free numbers; below the
+   * soft limit, so the program's own allocations are never refused because of us. */
+  struct rlimit rl;
+  long base = 1024;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128)
+    base = (long)rl.rlim_cur - 64 < 100000 ? (long)rl.rlim_cur - 64 : 100000;
+  long hi = ch_sys(SYS_fcntl, fd, F_DUPFD_CLOEXEC, base);
+  if (hi >= 0) {
+    ch_sys(SYS_close, fd, 0, 0);
+    fd = (int)hi;
+  }
+  struct ch_fdinfo *fi = ch_fd_info(fd);
+  if (fi) {
+    reset(fi);
+    atomic_store_explicit(&fi->kind, CH_FD_INTERNAL, memory_order_release);
+  }
+  return fd;
 }
 
 void ch_fd_forget(int fd) {
@@ -100,6 +155,17 @@ int ch_fd_classify(int fd, struct ch_fdinfo *fi) {
   }
   atomic_store_explicit(&fi->user_nonblock, (fl & O_NONBLOCK) != 0, memory_order_relaxed);
   atomic_store_explicit(&fi->fl, (int)fl, memory_order_relaxed);
+  /* Not created through us: inherited, or made by a path we do not see. Its description may be
+   * shared with another process (a shell's pipe), so it is re-read before every wait. */
+  atomic_store_explicit(&fi->shared, 1, memory_order_relaxed);
+  if (kind == CH_FD_SOCKET) {
+    int type = 0;
+    socklen_t l = sizeof type;
+    if (ch_sys5(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &l) == 0)
+      atomic_store_explicit(&fi->stream, type == SOCK_STREAM, memory_order_relaxed);
+    atomic_store_explicit(&fi->rcvtimeo_ns, sock_timeo(fd, SO_RCVTIMEO), memory_order_relaxed);
+    atomic_store_explicit(&fi->sndtimeo_ns, sock_timeo(fd, SO_SNDTIMEO), memory_order_relaxed);
+  }
   atomic_store_explicit(&fi->kind, (uint8_t)kind, memory_order_release);
   return kind;
 }
@@ -125,4 +191,15 @@ void ch_fd_nonblock_release(int fd, struct ch_fdinfo *fi) {
   if (atomic_fetch_sub_explicit(&fi->toggles, 1, memory_order_relaxed) == 1)
     ch_sys(SYS_fcntl, fd, F_SETFL, atomic_load(&fi->fl) & ~O_NONBLOCK);
   atomic_store_explicit(&fi->toggle_lock, 0, memory_order_release);
+}
+
+void ch_fd_accepted(int lfd, int fd, int flags) {
+  ch_fd_created(fd, CH_FD_SOCKET, (flags & SOCK_NONBLOCK) != 0, O_RDWR);
+  struct ch_fdinfo *l = ch_fd_info(lfd), *fi = ch_fd_info(fd);
+  if (!l || !fi) return;
+  /* An accepted socket inherits the listener's type and its SO_RCVTIMEO/SO_SNDTIMEO (Linux copies
+   * the whole socket). */
+  atomic_store_explicit(&fi->stream, atomic_load(&l->stream), memory_order_relaxed);
+  atomic_store_explicit(&fi->rcvtimeo_ns, atomic_load(&l->rcvtimeo_ns), memory_order_relaxed);
+  atomic_store_explicit(&fi->sndtimeo_ns, atomic_load(&l->sndtimeo_ns), memory_order_relaxed);
 }

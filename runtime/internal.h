@@ -211,7 +211,7 @@ static inline uint64_t ch_deadline_after(int64_t timeout_ns) {
 
 /* ---- fdtab.c: per-fd facts shared by the hooks and the loop --------------------------------------- */
 
-enum { CH_FD_UNKNOWN = 0, CH_FD_SOCKET, CH_FD_PIPE, CH_FD_CHR, CH_FD_ANON, CH_FD_FILE };
+enum { CH_FD_UNKNOWN = 0, CH_FD_SOCKET, CH_FD_PIPE, CH_FD_CHR, CH_FD_ANON, CH_FD_FILE, CH_FD_INTERNAL };
 
 struct ch_fdinfo {
   _Atomic uint8_t kind;          /* CH_FD_* */
@@ -219,6 +219,9 @@ struct ch_fdinfo {
   _Atomic uint8_t nowait_bad;    /* RWF_NOWAIT refused: wait for readiness, then make the call */
   _Atomic uint8_t toggle_lock;
   _Atomic uint8_t drained;       /* the last read came back short: the queue is most likely empty */
+  _Atomic uint8_t stream;        /* SOCK_STREAM: MSG_WAITALL and partial sends continue */
+  _Atomic uint8_t shared;        /* dup'd or inherited: its description (O_NONBLOCK, socket options)
+                                    may be changed through another fd; re-read before each wait */
   _Atomic uint16_t toggles;      /* calls inside a transient O_NONBLOCK of ours (accept, connect) */
   _Atomic int fl;                /* file status flags as last seen / set (for F_SETFL restores) */
   _Atomic uint32_t gen;          /* bumped on create/close: see fdtab.c */
@@ -231,6 +234,14 @@ uint32_t ch_fd_gen(int fd);
 /* The kind (classifying the fd with fstat on first use), or -errno if the fd is not open. */
 int ch_fd_classify(int fd, struct ch_fdinfo *fi);
 void ch_fd_created(int fd, int kind, bool nonblock, int flflags);
+void ch_fd_set_stream(int fd, bool stream);
+void ch_fd_accepted(int listen_fd, int fd, int flags);
+/* Take the runtime's own fd (libev's epoll and eventfd, our timerfd) out of the program's way: move
+ * it high, mark it internal (the program's close() cannot reach it). Returns the fd to use. */
+int ch_fd_make_internal(int fd);
+/* Re-read what another fd or process may have changed on a shared description: O_NONBLOCK and the
+ * socket timeouts. */
+void ch_fd_refresh(int fd, struct ch_fdinfo *fi);
 void ch_fd_dup(int oldfd, int newfd);
 void ch_fd_forget(int fd);
 void ch_fd_nonblock_hold(int fd, struct ch_fdinfo *fi);
@@ -310,6 +321,9 @@ int ch_barrier_wait(struct ch_barrier *b);
 int ch_sem_wait(struct ch_sem *sem, uint64_t deadline, bool try);
 int ch_sem_post(struct ch_sem *sem);
 int ch_once(_Atomic uint32_t *ctl, void (*fn)(void));
+
+/* ---- offload.c --------------------------------------------------------------------------------------- */
+void ch_offload(void (*fn)(void *), void *arg); /* fn(arg) on a helper thread; the coroutine parks */
 
 /* ---- io.c: blocking calls emulated on coroutines (all return >= 0 or -errno) ----------------------- */
 

@@ -17,6 +17,7 @@
  */
 #include <fcntl.h>
 #include <poll.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -39,7 +40,7 @@ struct ch_fdinfo *ch_io_fd(int fd) {
   int kind = ch_fd_classify(fd, fi);
   /* A bad fd, a regular file (always ready), or a program that asked for O_NONBLOCK itself: let libc
    * do exactly what it does. */
-  if (kind < 0 || kind == CH_FD_FILE) return NULL;
+  if (kind < 0 || kind == CH_FD_FILE || kind == CH_FD_INTERNAL) return NULL;
   if (atomic_load_explicit(&fi->user_nonblock, memory_order_relaxed)) return NULL;
   if (kind == CH_FD_ANON) atomic_store_explicit(&fi->nowait_bad, 1, memory_order_relaxed);
   return fi;
@@ -53,9 +54,30 @@ static uint64_t timeo_deadline(_Atomic int64_t *timeo) {
 /* Park until fd is ready. 0: try again; < 0: give up with that error (-EAGAIN when the socket's own
  * timeout ran out, which is what the kernel reports for SO_RCVTIMEO/SO_SNDTIMEO). */
 static int await(int fd, int events, uint64_t *deadline, _Atomic int64_t *timeo) {
-  if (*deadline == 0) *deadline = timeo_deadline(timeo);
+  struct ch_fdinfo *fi = ch_fd_info(fd);
+  if (*deadline == 0) {
+    if (fi && atomic_load_explicit(&fi->shared, memory_order_relaxed)) {
+      ch_fd_refresh(fd, fi); /* another fd or process may have made it non-blocking, or set a timeout */
+      if (atomic_load_explicit(&fi->user_nonblock, memory_order_relaxed)) return -EAGAIN;
+    }
+    *deadline = timeo_deadline(timeo);
+  }
   struct ch_sched *s = ch_sched_get();
-  if (!s) return -ENOMEM;
+  if (!s) {
+    /* No scheduler could be made (out of fds or memory): block this thread in the kernel, exactly
+     * as the program's own call would have. */
+    struct pollfd pfd = {.fd = fd, .events = (short)((events & COHOOK_READABLE ? POLLIN : 0) |
+                                                     (events & COHOOK_WRITABLE ? POLLOUT : 0))};
+    struct timespec ts, *tsp = NULL;
+    if (*deadline != CH_NO_DEADLINE) {
+      uint64_t now = ch_now_ns(), left = *deadline > now ? *deadline - now : 0;
+      ts.tv_sec = (time_t)(left / 1000000000u);
+      ts.tv_nsec = (long)(left % 1000000000u);
+      tsp = &ts;
+    }
+    long r = ch_sys5(SYS_ppoll, &pfd, 1, tsp, NULL, 8);
+    return r == 0 ? -EAGAIN : r < 0 ? (int)r : 0;
+  }
   /* signal(7): a call on a socket with a timeout set is interrupted by any handler; otherwise only
    * by one installed without SA_RESTART (with it, the kernel restarts the call: we keep waiting). */
   s->current->intr = *deadline != CH_NO_DEADLINE ? CH_INTR_ALWAYS : CH_INTR_NORESTART;
@@ -118,17 +140,34 @@ long ch_io_readv(int fd, struct ch_fdinfo *fi, const struct iovec *iov, int cnt)
   }
 }
 
+/* The fd number was closed behind our back and reused for something that is not a socket: learn
+ * what it is now and do the call again. NULL: not ours any more. */
+static struct ch_fdinfo *reclassify(int fd) {
+  ch_fd_forget(fd);
+  return ch_io_fd(fd);
+}
+
 long ch_io_read(int fd, struct ch_fdinfo *fi, void *buf, size_t n) {
-  if (atomic_load_explicit(&fi->kind, memory_order_relaxed) == CH_FD_SOCKET)
-    return ch_io_recvfrom(fd, fi, buf, n, 0, NULL, NULL);
   struct iovec v = {buf, n};
-  return ch_io_readv(fd, fi, &v, 1);
+  if (atomic_load_explicit(&fi->kind, memory_order_relaxed) != CH_FD_SOCKET) return ch_io_readv(fd, fi, &v, 1);
+  long r = ch_io_recvfrom(fd, fi, buf, n, 0, NULL, NULL);
+  if (r != -ENOTSOCK) return r;
+  fi = reclassify(fd);
+  return fi ? ch_io_readv(fd, fi, &v, 1) : ch_sys(SYS_read, fd, buf, n);
 }
 
 long ch_io_recvfrom(int fd, struct ch_fdinfo *fi, void *buf, size_t n, int flags, struct sockaddr *addr,
                     ch_socklen_t *alen) {
   uint64_t deadline = 0;
   size_t got = 0;
+  if ((flags & MSG_WAITALL) && !atomic_load_explicit(&fi->stream, memory_order_relaxed))
+    flags &= ~MSG_WAITALL; /* no effect on datagram sockets, natively either */
+  if ((flags & (MSG_WAITALL | MSG_PEEK)) == (MSG_WAITALL | MSG_PEEK)) {
+    /* Peeking until n bytes are there: leave the waiting to the kernel once data starts. */
+    int w = await(fd, COHOOK_READABLE, &deadline, &fi->rcvtimeo_ns);
+    if (w < 0) return w;
+    return ch_sys6(SYS_recvfrom, fd, (long)buf, (long)n, flags, (long)addr, (long)alen);
+  }
   if (!(flags & MSG_PEEK)) {
     int w0 = wait_if_drained(fd, fi, &deadline);
     if (w0 < 0) return w0;
@@ -230,7 +269,10 @@ long ch_io_writev(int fd, struct ch_fdinfo *fi, const struct iovec *iov, int cnt
 
 long ch_io_write(int fd, struct ch_fdinfo *fi, const void *buf, size_t n) {
   struct iovec v = {(void *)buf, n};
-  return ch_io_writev_flags(fd, fi, &v, 1, 0);
+  long r = ch_io_writev_flags(fd, fi, &v, 1, 0);
+  if (r != -ENOTSOCK || atomic_load_explicit(&fi->kind, memory_order_relaxed) != CH_FD_SOCKET) return r;
+  fi = reclassify(fd);
+  return fi ? ch_io_writev_flags(fd, fi, &v, 1, 0) : ch_sys(SYS_write, fd, buf, n);
 }
 
 long ch_io_sendto(int fd, struct ch_fdinfo *fi, const void *buf, size_t n, int flags,
@@ -253,8 +295,24 @@ long ch_io_sendmsg(int fd, struct ch_fdinfo *fi, const struct msghdr *m, int fla
   if (!m->msg_name && !m->msg_control && m->msg_iovlen <= 1024)
     return ch_io_writev_flags(fd, fi, m->msg_iov, (int)m->msg_iovlen, flags);
   uint64_t deadline = 0;
-  for (;;) { /* ancillary data (fd passing) or an address: never split, one attempt at a time */
+  for (;;) { /* ancillary data (fd passing) or an address: the first part goes with them */
     long r = ch_sys(SYS_sendmsg, fd, m, flags | MSG_DONTWAIT);
+    if (r >= 0 && atomic_load_explicit(&fi->stream, memory_order_relaxed) && m->msg_iovlen <= 1024) {
+      /* A stream socket took part of it: a blocking sendmsg goes on with the rest, which no longer
+       * carries the control data. */
+      size_t total = 0;
+      for (size_t i = 0; i < m->msg_iovlen; i++) total += m->msg_iov[i].iov_len;
+      if ((size_t)r >= total) return r;
+      struct iovec local[8], *copy = m->msg_iovlen <= 8 ? local : malloc(m->msg_iovlen * sizeof *copy);
+      if (!copy) return r;
+      memcpy(copy, m->msg_iov, m->msg_iovlen * sizeof *copy);
+      struct iovec *iov = copy;
+      int cnt = (int)m->msg_iovlen;
+      iov_advance(&iov, &cnt, (size_t)r);
+      long rest = ch_io_writev_flags(fd, fi, iov, cnt, flags);
+      if (copy != local) free(copy);
+      return rest > 0 ? r + rest : r;
+    }
     if (r != -EAGAIN) return r;
     int w = await(fd, COHOOK_WRITABLE, &deadline, &fi->sndtimeo_ns);
     if (w < 0) return w;
@@ -270,7 +328,7 @@ long ch_io_accept(int fd, struct ch_fdinfo *fi, struct sockaddr *addr, ch_sockle
     long r = ch_sys4(SYS_accept4, fd, addr, alen, flags);
     ch_fd_nonblock_release(fd, fi);
     if (r >= 0) {
-      ch_fd_created((int)r, CH_FD_SOCKET, (flags & SOCK_NONBLOCK) != 0, O_RDWR);
+      ch_fd_accepted(fd, (int)r, flags);
       return r;
     }
     if (r != -EAGAIN) return r;
@@ -293,7 +351,7 @@ long ch_io_connect(int fd, struct ch_fdinfo *fi, const struct sockaddr *addr, ch
       if (rc < 0) return rc;
       continue;
     }
-    if (r != -EINPROGRESS) return r;
+    if (r != -EINPROGRESS && r != -EALREADY) return r;
     struct ch_sched *s = ch_sched_get();
     if (!s) return -ENOMEM;
     s->current->intr = deadline != CH_NO_DEADLINE ? CH_INTR_ALWAYS : CH_INTR_NORESTART;
@@ -302,11 +360,16 @@ long ch_io_connect(int fd, struct ch_fdinfo *fi, const struct sockaddr *addr, ch
     /* SO_SNDTIMEO expiry: the kernel answers EINPROGRESS and leaves the attempt running. */
     if (w == -ETIMEDOUT) return -EINPROGRESS;
     if (w < 0) return w;
-    int err = 0;
-    socklen_t l = sizeof err;
-    long g = ch_sys5(SYS_getsockopt, fd, SOL_SOCKET, SO_ERROR, &err, &l);
-    if (g < 0) return g;
-    return err ? -err : 0;
+    /* Finish the way the kernel's own blocking connect does: ask connect() again. It reports the
+     * outcome (0 or the error, which it consumes) and moves the socket out of its connecting state,
+     * so a later connect() answers EISCONN and a failed socket can be connected anew. Reading
+     * SO_ERROR instead would leave the socket half-way (a retry answers ECONNABORTED). */
+    ch_fd_nonblock_hold(fd, fi);
+    r = ch_sys(SYS_connect, fd, addr, alen);
+    ch_fd_nonblock_release(fd, fi);
+    if (r == -EISCONN) return 0;
+    if (r == -EALREADY || r == -EINPROGRESS) continue; /* spurious readiness: keep waiting */
+    return r;
   }
 }
 

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -110,9 +111,21 @@ static void fd_cb(struct ev_loop *ev, ev_io *w, int revents) {
 struct ch_loop *ch_loop_new(struct ch_sched *s) {
   struct ch_loop *l = calloc(1, sizeof *l);
   if (!l) return NULL;
+  /* libev aborts the process if it cannot make its eventfd (ev_async_start): make sure one can be
+   * made first, and report failure instead — the hooks then block the thread the native way. */
+  long probe = syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (probe < 0) {
+    free(l);
+    return NULL;
+  }
+  syscall(SYS_close, probe);
+  /* Inside: libev's epoll_create1 and eventfd come back to our hooks, which move them out of the
+   * program's way (hook/fd.c, ch_fd_make_internal). */
+  ch_tls_bypass++;
   l->ev = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV | EVFLAG_NOSIGMASK | EVFLAG_NOINOTIFY |
                       EVFLAG_NOTIMERFD);
   if (!l->ev) {
+    ch_tls_bypass--;
     free(l);
     return NULL;
   }
@@ -121,6 +134,7 @@ struct ch_loop *ch_loop_new(struct ch_sched *s) {
   ev_set_userdata(l->ev, l);
   ev_async_init(&l->wake, async_cb);
   ev_async_start(l->ev, &l->wake);
+  ch_tls_bypass--;
   ev_init(&l->alarm, alarm_cb);
   return l;
 }
@@ -129,8 +143,10 @@ void ch_loop_free(struct ch_loop *l) {
   if (!l) return;
   for (size_t i = 0; i < l->nslots; i++) free(l->slots[i]);
   free(l->slots);
-  if (l->tfd >= 0) syscall(SYS_close, l->tfd);
+  if (l->tfd >= 0) syscall(SYS_close, l->tfd), ch_fd_forget(l->tfd);
+  ch_tls_bypass++; /* libev closes its own fds: let those closes through */
   ev_loop_destroy(l->ev);
+  ch_tls_bypass--;
   free(l);
 }
 
@@ -143,8 +159,9 @@ void ch_loop_notify(struct ch_loop *l) {
 /* Arm the precise timer for an absolute CLOCK_MONOTONIC deadline. Returns false if unavailable. */
 static bool arm_timerfd(struct ch_loop *l, uint64_t deadline) {
   if (l->tfd < 0) {
-    l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    l->tfd = (int)syscall(SYS_timerfd_create, CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (l->tfd < 0) return false;
+    l->tfd = ch_fd_make_internal(l->tfd);
     ev_io_init(&l->tfd_io, tfd_cb, l->tfd, EV_READ);
     ev_io_start(l->ev, &l->tfd_io);
   }

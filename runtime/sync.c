@@ -19,7 +19,7 @@ int ch_mutex_lock(struct ch_mutex *m, uint64_t deadline, bool try) {
   uint32_t me = ch_self_id();
   if ((type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) &&
       atomic_load_explicit(&m->owner, memory_order_relaxed) == me) {
-    if (type == PTHREAD_MUTEX_ERRORCHECK) return -EDEADLK;
+    if (type == PTHREAD_MUTEX_ERRORCHECK) return try ? -EBUSY : -EDEADLK; /* as glibc */
     if (m->count == UINT_MAX) return -EAGAIN;
     m->count++;
     return 0;
