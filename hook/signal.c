@@ -32,6 +32,38 @@ static void wrapper(int sig, siginfo_t *si, void *uc) {
   ch_tls_bypass--;
 }
 
+/* Run the program's handler for a pthread_kill'ed coroutine-thread, on that coroutine. */
+static bool run_handler(int sig) {
+  if (sig <= 0 || sig >= _NSIG || !atomic_load(&wrapped[sig])) {
+    struct sigaction k;
+    REAL(sigaction)(sig, NULL, &k);
+    if (k.sa_handler == SIG_DFL || k.sa_handler == SIG_IGN) {
+      if (k.sa_handler == SIG_DFL) kill(getpid(), sig); /* default action: the process's */
+      return true;
+    }
+  }
+  struct sigaction a = prog[sig];
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  si.si_signo = sig;
+  si.si_code = SI_TKILL;
+  si.si_pid = getpid();
+  si.si_uid = getuid();
+  int saved = errno;
+  ch_tls_bypass++;
+  if (a.sa_flags & SA_SIGINFO) a.sa_sigaction(sig, &si, NULL);
+  else if (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN) a.sa_handler(sig);
+  ch_tls_bypass--;
+  errno = saved;
+  return (a.sa_flags & SA_RESTART) != 0;
+}
+
+__attribute__((constructor(103))) static void signal_init(void) { ch_run_handler = run_handler; }
+
+bool ch_sig_restarts(int sig) {
+  return sig > 0 && sig < _NSIG && atomic_load(&wrapped[sig]) && (prog[sig].sa_flags & SA_RESTART);
+}
+
 CH_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
   if (sig <= 0 || sig >= _NSIG || !act || act->sa_handler == SIG_DFL || act->sa_handler == SIG_IGN) {
     struct sigaction kold;
@@ -69,8 +101,9 @@ static __sighandler_t install(int sig, __sighandler_t h, int flags, bool block_s
   memset(&act, 0, sizeof act);
   act.sa_handler = h;
   sigemptyset(&act.sa_mask);
-  if (block_self && sig > 0 && sig < _NSIG) sigaddset(&act.sa_mask, sig);
-  act.sa_flags = flags;
+  bool real_handler = h != SIG_DFL && h != SIG_IGN; /* glibc sets no flags to restore a default */
+  if (real_handler && block_self && sig > 0 && sig < _NSIG) sigaddset(&act.sa_mask, sig);
+  act.sa_flags = real_handler ? flags : 0;
   if (sigaction(sig, &act, &old) < 0) return SIG_ERR;
   return old.sa_handler;
 }

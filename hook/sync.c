@@ -11,6 +11,7 @@
  */
 #include <limits.h>
 #include <stddef.h>
+#include <sys/syscall.h>
 
 #include "hook.h"
 
@@ -20,6 +21,8 @@ _Static_assert(offsetof(pthread_mutex_t, __data.__owner) == offsetof(struct ch_m
 _Static_assert(offsetof(pthread_mutex_t, __data.__kind) == offsetof(struct ch_mutex, kind), "mutex kind");
 _Static_assert(offsetof(pthread_cond_t, __data.__wrefs) == 36, "cond wrefs");
 _Static_assert(offsetof(pthread_rwlock_t, __data.__shared) == 28, "rwlock shared");
+_Static_assert(offsetof(pthread_rwlock_t, __data.__wrphase_futex) == offsetof(struct ch_rwlock, writers_waiting),
+               "rwlock writers_waiting");
 _Static_assert(sizeof(pthread_barrier_t) >= sizeof(struct ch_barrier), "barrier size");
 _Static_assert(sizeof(sem_t) >= sizeof(struct ch_sem), "sem size");
 
@@ -66,16 +69,58 @@ static unsigned cond_flags(pthread_cond_t *c) { return c->__data.__wrefs & 3u; }
 
 /* ---- mutex ---------------------------------------------------------------------------------------- */
 
+/* glibc's robust mutexes rely on the kernel walking a dying thread's robust list; a coroutine-thread
+ * dies without its worker dying. So we remember the robust mutexes a coroutine-thread holds and, when
+ * it ends, do what the kernel would: mark each FUTEX_OWNER_DIED, release it and wake a waiter. */
+#define ROBUST_KIND 16
+#define FUTEX_OWNER_DIED_BIT 0x40000000u
+#define FUTEX_WAITERS_BIT 0x80000000u
+
+static void note_robust(pthread_mutex_t *m, int r) {
+  ch_coro *co = ch_thread_self();
+  if (!co || (r != 0 && r != EOWNERDEAD) || !(m->__data.__kind & ROBUST_KIND)) return;
+  if (co->nrobust < sizeof co->robust / sizeof co->robust[0]) co->robust[co->nrobust++] = m;
+}
+
+static void forget_robust(pthread_mutex_t *m) {
+  ch_coro *co = ch_thread_self();
+  if (!co) return;
+  for (unsigned i = 0; i < co->nrobust; i++)
+    if (co->robust[i] == m) {
+      co->robust[i] = co->robust[--co->nrobust];
+      return;
+    }
+}
+
+static void robust_owner_died(ch_coro *co) {
+  for (unsigned i = 0; i < co->nrobust; i++) {
+    pthread_mutex_t *m = co->robust[i];
+    _Atomic unsigned *lock = (_Atomic unsigned *)(void *)&m->__data.__lock;
+    unsigned v = atomic_load(lock);
+    atomic_store(lock, (v & FUTEX_WAITERS_BIT) | FUTEX_OWNER_DIED_BIT);
+    syscall(SYS_futex, lock, (m->__data.__kind & 128) ? 1 /* FUTEX_WAKE */ : 129 /* _PRIVATE */, 1, NULL, NULL, 0);
+  }
+  co->nrobust = 0;
+}
+
+__attribute__((constructor(103))) static void sync_init(void) { ch_thread_exit_robust = robust_owner_died; }
+
 CH_EXPORT int pthread_mutex_lock(pthread_mutex_t *m) {
   struct ch_mutex *c = ours_m(m);
   if (c) return -ch_mutex_lock(c, CH_NO_DEADLINE, false);
-  if (on_worker()) return BACKOFF_UNTIL_NOT(EBUSY, REAL(pthread_mutex_trylock)(m), CH_NO_DEADLINE);
-  return REAL(pthread_mutex_lock)(m);
+  int r;
+  if (on_worker()) r = BACKOFF_UNTIL_NOT(EBUSY, REAL(pthread_mutex_trylock)(m), CH_NO_DEADLINE);
+  else r = REAL(pthread_mutex_lock)(m);
+  note_robust(m, r);
+  return r;
 }
 
 CH_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m) {
   struct ch_mutex *c = ours_m(m);
-  return c ? -ch_mutex_lock(c, 0, true) : REAL(pthread_mutex_trylock)(m);
+  if (c) return -ch_mutex_lock(c, 0, true);
+  int r = REAL(pthread_mutex_trylock)(m);
+  note_robust(m, r);
+  return r;
 }
 
 CH_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clk, const struct timespec *abs) {
@@ -94,9 +139,19 @@ CH_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec 
   return pthread_mutex_clocklock(m, CLOCK_REALTIME, abs);
 }
 
+/* glibc refuses to destroy a locked mutex with EBUSY (it counts users we do not): so do we. */
+CH_EXPORT int pthread_mutex_destroy(pthread_mutex_t *m) {
+  struct ch_mutex *c = ours_m(m);
+  if (c && atomic_load(&c->lock)) return EBUSY;
+  return REAL(pthread_mutex_destroy)(m);
+}
+
 CH_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m) {
   struct ch_mutex *c = ours_m(m);
-  return c ? -ch_mutex_unlock(c) : REAL(pthread_mutex_unlock)(m);
+  if (c) return -ch_mutex_unlock(c);
+  int r = REAL(pthread_mutex_unlock)(m);
+  if (r == 0) forget_robust(m);
+  return r;
 }
 
 /* ---- condition variable --------------------------------------------------------------------------- */
@@ -182,25 +237,32 @@ static struct ch_rwlock *ours_rw(pthread_rwlock_t *rw) {
   return rw->__data.__shared ? NULL : (struct ch_rwlock *)(void *)rw;
 }
 
+static bool prefer_writer(pthread_rwlock_t *rw) {
+  return rw->__data.__flags == PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP;
+}
+#define RW_ARGS_rd(rw) , prefer_writer(rw)
+#define RW_ARGS_wr(rw)
+
 #define RW_HOOKS(kind)                                                                               \
   CH_EXPORT int pthread_rwlock_##kind##lock(pthread_rwlock_t *rw) {                                  \
     struct ch_rwlock *c = ours_rw(rw);                                                               \
-    return c ? -ch_rwlock_##kind##lock(c, CH_NO_DEADLINE, false) : REAL(pthread_rwlock_##kind##lock)(rw); \
+    return c ? -ch_rwlock_##kind##lock(c, CH_NO_DEADLINE, false RW_ARGS_##kind(rw))                   \
+             : REAL(pthread_rwlock_##kind##lock)(rw);                                                \
   }                                                                                                  \
   CH_EXPORT int pthread_rwlock_try##kind##lock(pthread_rwlock_t *rw) {                               \
     struct ch_rwlock *c = ours_rw(rw);                                                               \
-    return c ? -ch_rwlock_##kind##lock(c, 0, true) : REAL(pthread_rwlock_try##kind##lock)(rw);      \
+    return c ? -ch_rwlock_##kind##lock(c, 0, true RW_ARGS_##kind(rw)) : REAL(pthread_rwlock_try##kind##lock)(rw); \
   }                                                                                                  \
   CH_EXPORT int pthread_rwlock_clock##kind##lock(pthread_rwlock_t *rw, clockid_t clk,                \
                                                  const struct timespec *abs) {                       \
     struct ch_rwlock *c = ours_rw(rw);                                                               \
     if (!clock_ok(clk) || !ts_ok(abs)) return EINVAL; /* glibc checks both first */                  \
     if (!c) return REAL(pthread_rwlock_clock##kind##lock)(rw, clk, abs);                             \
-    int r = ch_rwlock_##kind##lock(c, 0, true);                                                      \
+    int r = ch_rwlock_##kind##lock(c, 0, true RW_ARGS_##kind(rw));                                   \
     if (r != -EBUSY) return -r;                                                                      \
     uint64_t deadline;                                                                               \
     if (ch_abs_deadline(clk, abs, &deadline) < 0) return EINVAL;                                     \
-    return -ch_rwlock_##kind##lock(c, deadline, false);                                              \
+    return -ch_rwlock_##kind##lock(c, deadline, false RW_ARGS_##kind(rw));                           \
   }                                                                                                  \
   CH_EXPORT int pthread_rwlock_timed##kind##lock(pthread_rwlock_t *rw, const struct timespec *abs) { \
     if (!ours_rw(rw)) return REAL(pthread_rwlock_timed##kind##lock)(rw, abs);                        \

@@ -6,6 +6,7 @@
  * pool existed or in COHOOK_THREADS=native mode — to glibc.
  */
 #include <string.h>
+#include <sys/syscall.h>
 
 #include "hook.h"
 
@@ -55,7 +56,8 @@ CH_EXPORT int pthread_clockjoin_np(pthread_t t, void **ret, clockid_t clk, const
   ch_coro *co = ch_thread_of(t);
   if (!co) return REAL(pthread_clockjoin_np)(t, ret, clk, abs);
   uint64_t deadline;
-  if (ch_abs_deadline(clk, abs, &deadline) < 0) return EINVAL;
+  /* A malformed timespec is not refused by glibc's join: it just waits. */
+  if (ch_abs_deadline(clk, abs, &deadline) < 0) deadline = CH_NO_DEADLINE;
   int r = ch_join_until(co, ret, deadline == 0 ? 1 : deadline);
   return r == -EBUSY ? ETIMEDOUT : -r;
 }
@@ -73,6 +75,8 @@ CH_EXPORT int pthread_detach(pthread_t t) {
 
 CH_EXPORT void pthread_exit(void *ret) {
   if (ch_thread_self()) ch_coro_exit_now(ret); /* runs key destructors; cleanup handlers do not run */
+  ch_keys_thread_exit(); /* an OS thread (main, typically): our keys are not glibc's to destroy */
+  if (getpid() == (pid_t)syscall(SYS_gettid)) ch_thread_main_exiting();
   REAL(pthread_exit)(ret);
   __builtin_unreachable();
 }
@@ -95,12 +99,17 @@ CH_EXPORT int pthread_getattr_np(pthread_t t, pthread_attr_t *attr) {
   return 0;
 }
 
-/* A coroutine-thread cannot be singled out by the kernel: signal 0 checks it exists; any other
- * signal is sent to the process, which delivers it to a thread that does not block it. */
+/* The kernel cannot single out a coroutine-thread: the runtime delivers the signal itself — the
+ * handler runs on the target, and its blocking call ends with EINTR where a thread's would. */
+bool ch_sig_restarts(int sig);
+
 CH_EXPORT int pthread_kill(pthread_t t, int sig) {
-  if (!ch_thread_of(t)) return REAL(pthread_kill)(t, sig);
+  ch_coro *co = ch_thread_of(t);
+  if (!co) return REAL(pthread_kill)(t, sig);
+  if (sig < 0 || sig >= _NSIG) return EINVAL;
   if (sig == 0) return 0;
-  return kill(getpid(), sig) == 0 ? 0 : errno;
+  ch_coro_kill(co, sig, ch_sig_restarts(sig));
+  return 0;
 }
 
 CH_EXPORT int sched_yield(void) {
@@ -128,3 +137,16 @@ CH_EXPORT void *pthread_getspecific(pthread_key_t key) { return ch_key_get(key);
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 CH_EXPORT int pthread_setspecific(pthread_key_t key, const void *val) { return -ch_key_set(key, val); }
 #pragma GCC diagnostic pop
+
+/* A spinlock held by a coroutine that sleeps would be spun on forever by another coroutine of the
+ * same worker: spin with yields instead. */
+CH_EXPORT int pthread_spin_lock(pthread_spinlock_t *l) {
+  struct ch_sched *s = ch_sched_peek();
+  if (!s || !s->is_worker || ch_tls_bypass) return REAL(pthread_spin_lock)(l);
+  int r;
+  for (unsigned i = 0; (r = pthread_spin_trylock(l)) == EBUSY; i++) {
+    if (i < 64) ch_cpu_relax();
+    else ch_yield();
+  }
+  return r;
+}

@@ -82,7 +82,7 @@ long ch_stack_guarded_count(void);
 
 /* ---- sched.c: coroutines and the per-thread scheduler ------------------------------------------- */
 
-enum { CH_RUNNING = 0, CH_PARKED = 1, CH_WAKE_OK = 2, CH_WAKE_TIMEOUT = 3, CH_WAKE_CLOSED = 4, CH_WAKE_INTR = 5 };
+enum { CH_RUNNING = 0, CH_PARKED = 1, CH_WAKE_OK = 2, CH_WAKE_TIMEOUT = 3, CH_WAKE_CLOSED = 4, CH_WAKE_INTR = 5, CH_WAKE_SIGNAL = 6 };
 enum { CH_JOINABLE = 0, CH_DETACHED = 1, CH_EXITED = 2, CH_JOINED = 3 };
 /* While parked in a hooked blocking call: which signal handlers interrupt it (EINTR). */
 enum { CH_INTR_NONE = 0, CH_INTR_NORESTART = 1, CH_INTR_ALWAYS = 2 };
@@ -121,6 +121,9 @@ struct cohook_coro {
   struct ch_keyval *keys;    /* pthread_key values of a coroutine thread (thread.c) */
   unsigned nkeys;
   bool is_thread;            /* made by pthread_create: pthread_self()/pthread_exit() are ours */
+  _Atomic uint64_t pending_sigs; /* pthread_kill'ed signals not yet handled (bit sig-1) */
+  void *robust[8];           /* robust glibc mutexes it holds (hook/sync.c), for owner-death */
+  unsigned nrobust;
 };
 typedef struct cohook_coro ch_coro;
 
@@ -280,6 +283,10 @@ int ch_key_create(unsigned *key, void (*dtor)(void *));
 int ch_key_delete(unsigned key);
 void *ch_key_get(unsigned key);
 int ch_key_set(unsigned key, const void *val);
+void ch_keys_thread_exit(void); /* run this OS thread's key destructors now */
+void ch_thread_main_exiting(void); /* the main thread calls pthread_exit */
+/* Set by the hook layer: release the robust glibc mutexes a dying coroutine-thread still holds. */
+extern void (*ch_thread_exit_robust)(ch_coro *co);
 
 /* ---- sync.c: blocking sync objects for coroutines (state in the program's object) ---------------- */
 
@@ -297,6 +304,7 @@ struct ch_cond {
 struct ch_rwlock {
   _Atomic uint32_t state;
   _Atomic uint32_t writer;
+  _Atomic uint32_t writers_waiting; /* glibc's __wrphase_futex slot: zero in a fresh object */
 };
 struct ch_barrier {
   uint32_t count;
@@ -314,7 +322,7 @@ int ch_mutex_unlock(struct ch_mutex *m);
 uint32_t ch_cond_enter(struct ch_cond *c);
 int ch_cond_block(struct ch_cond *c, uint32_t seq, uint64_t deadline);
 void ch_cond_signal(struct ch_cond *c, bool all);
-int ch_rwlock_rdlock(struct ch_rwlock *rw, uint64_t deadline, bool try);
+int ch_rwlock_rdlock(struct ch_rwlock *rw, uint64_t deadline, bool try, bool prefer_writer);
 int ch_rwlock_wrlock(struct ch_rwlock *rw, uint64_t deadline, bool try);
 int ch_rwlock_unlock(struct ch_rwlock *rw);
 int ch_barrier_wait(struct ch_barrier *b);
@@ -355,6 +363,12 @@ long ch_io_select(int nfds, void *rd, void *wr, void *ex, uint64_t deadline);
 long ch_io_epoll_wait(int epfd, struct epoll_event *ev, int max, uint64_t deadline);
 long ch_io_sleep_until(uint64_t deadline); /* 0, or -EINTR */
 
+/* Set by hook/signal.c: run the program's handler for sig here, as if delivered to this thread;
+ * returns whether it was installed with SA_RESTART. */
+extern bool (*ch_run_handler)(int sig);
+/* pthread_kill to a coroutine-thread: run the handler on it, interrupting its blocking call where
+ * the kernel would interrupt a thread's. */
+void ch_coro_kill(ch_coro *co, int sig, bool restart);
 /* Called from a signal handler wrapper: a handler (with or without SA_RESTART) just ran. */
 void ch_signal_arrived(bool restart);
 /* In a fork() child: drop the parent's scheduler; the calling context becomes the main coroutine. */

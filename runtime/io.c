@@ -53,7 +53,15 @@ static uint64_t timeo_deadline(_Atomic int64_t *timeo) {
 
 /* Park until fd is ready. 0: try again; < 0: give up with that error (-EAGAIN when the socket's own
  * timeout ran out, which is what the kernel reports for SO_RCVTIMEO/SO_SNDTIMEO). */
+static int await_p(int fd, int events, uint64_t *deadline, _Atomic int64_t *timeo, bool partial);
+
 static int await(int fd, int events, uint64_t *deadline, _Atomic int64_t *timeo) {
+  return await_p(fd, events, deadline, timeo, false);
+}
+
+/* partial: the call has already moved data; then any handler ends it with the count so far, as
+ * the kernel does (SA_RESTART restarts only calls that transferred nothing). */
+static int await_p(int fd, int events, uint64_t *deadline, _Atomic int64_t *timeo, bool partial) {
   struct ch_fdinfo *fi = ch_fd_info(fd);
   if (*deadline == 0) {
     if (fi && atomic_load_explicit(&fi->shared, memory_order_relaxed)) {
@@ -80,7 +88,7 @@ static int await(int fd, int events, uint64_t *deadline, _Atomic int64_t *timeo)
   }
   /* signal(7): a call on a socket with a timeout set is interrupted by any handler; otherwise only
    * by one installed without SA_RESTART (with it, the kernel restarts the call: we keep waiting). */
-  s->current->intr = *deadline != CH_NO_DEADLINE ? CH_INTR_ALWAYS : CH_INTR_NORESTART;
+  s->current->intr = *deadline != CH_NO_DEADLINE || partial ? CH_INTR_ALWAYS : CH_INTR_NORESTART;
   int w = ch_fd_wait(fd, events, *deadline);
   s->current->intr = 0;
   if (w > 0) return 0;
@@ -182,7 +190,7 @@ long ch_io_recvfrom(int fd, struct ch_fdinfo *fi, void *buf, size_t n, int flags
     }
     if (r >= 0) return (long)got + r;
     if (r != -EAGAIN) return got ? (long)got : r;
-    int w = await(fd, COHOOK_READABLE, &deadline, &fi->rcvtimeo_ns);
+    int w = await_p(fd, COHOOK_READABLE, &deadline, &fi->rcvtimeo_ns, got > 0);
     if (w < 0) return got ? (long)got : w;
   }
 }
@@ -256,7 +264,7 @@ long ch_io_writev_flags(int fd, struct ch_fdinfo *fi, const struct iovec *iov_in
       continue;
     }
     if (r != -EAGAIN) { ret = done ? (long)done : r; break; }
-    int w = await(fd, COHOOK_WRITABLE, &deadline, &fi->sndtimeo_ns);
+    int w = await_p(fd, COHOOK_WRITABLE, &deadline, &fi->sndtimeo_ns, done > 0);
     if (w < 0) { ret = done ? (long)done : w; break; }
   }
   if (copy != local) free(copy);
@@ -321,8 +329,20 @@ long ch_io_sendmsg(int fd, struct ch_fdinfo *fi, const struct msghdr *m, int fla
 
 /* ---- accept and connect --------------------------------------------------------------------------- */
 
+/* Before a transient O_NONBLOCK of ours, see whether the program itself made the (shared)
+ * description non-blocking meanwhile: then the call is simply the program's own. */
+static bool now_nonblocking(int fd, struct ch_fdinfo *fi) {
+  if (atomic_load_explicit(&fi->shared, memory_order_relaxed)) ch_fd_refresh(fd, fi);
+  return atomic_load_explicit(&fi->user_nonblock, memory_order_relaxed);
+}
+
 long ch_io_accept(int fd, struct ch_fdinfo *fi, struct sockaddr *addr, ch_socklen_t *alen, int flags) {
   uint64_t deadline = 0;
+  if (now_nonblocking(fd, fi)) {
+    long r = ch_sys4(SYS_accept4, fd, addr, alen, flags);
+    if (r >= 0) ch_fd_accepted(fd, (int)r, flags);
+    return r;
+  }
   for (;;) {
     ch_fd_nonblock_hold(fd, fi);
     long r = ch_sys4(SYS_accept4, fd, addr, alen, flags);
@@ -338,6 +358,7 @@ long ch_io_accept(int fd, struct ch_fdinfo *fi, struct sockaddr *addr, ch_sockle
 }
 
 long ch_io_connect(int fd, struct ch_fdinfo *fi, const struct sockaddr *addr, ch_socklen_t alen) {
+  if (now_nonblocking(fd, fi)) return ch_sys(SYS_connect, fd, addr, alen);
   uint64_t deadline = timeo_deadline(&fi->sndtimeo_ns);
   for (;;) {
     ch_fd_nonblock_hold(fd, fi);

@@ -224,8 +224,25 @@ static ch_coro *next_ready(struct ch_sched *s) {
   }
 }
 
+bool (*ch_run_handler)(int sig);
+
+static void run_pending(ch_coro *self) {
+  uint64_t bits = atomic_exchange_explicit(&self->pending_sigs, 0, memory_order_acq_rel);
+  for (int sig = 1; bits && sig <= 64; sig++, bits >>= 1)
+    if ((bits & 1) && ch_run_handler) ch_run_handler(sig);
+}
+
+void ch_coro_kill(ch_coro *co, int sig, bool restart) {
+  atomic_fetch_or_explicit(&co->pending_sigs, 1ull << (sig - 1), memory_order_acq_rel);
+  /* Racy by nature, as signals are: the target's state is looked at now. If it is not parked in an
+   * interruptible call, the handler runs when it next blocks. */
+  if (co->intr == CH_INTR_ALWAYS || (co->intr == CH_INTR_NORESTART && !restart)) ch_wake(co, CH_WAKE_INTR);
+  else ch_wake(co, CH_WAKE_SIGNAL);
+}
+
 int ch_park(struct ch_sched *s, uint64_t deadline) {
   ch_coro *self = s->current;
+  if (CH_UNLIKELY(atomic_load_explicit(&self->pending_sigs, memory_order_relaxed))) run_pending(self);
   note_depth(self);
   self->park_seq++;
   struct ch_timer t = {.deadline = deadline, .idx = SIZE_MAX, .co = self};
@@ -235,6 +252,10 @@ int ch_park(struct ch_sched *s, uint64_t deadline) {
   ch_timer_del(s, &t); /* no-op when it fired */
   int why = atomic_load_explicit(&self->park, memory_order_acquire);
   atomic_store_explicit(&self->park, CH_RUNNING, memory_order_relaxed);
+  if (CH_UNLIKELY(atomic_load_explicit(&self->pending_sigs, memory_order_relaxed))) run_pending(self);
+  /* Woken only to run a handler whose call the kernel would restart: the caller goes round its
+   * loop again (every blocking wait in the runtime re-checks its condition), as a spurious wake. */
+  if (why == CH_WAKE_SIGNAL) why = CH_WAKE_OK;
   return why;
 }
 

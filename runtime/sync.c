@@ -92,11 +92,13 @@ void ch_cond_signal(struct ch_cond *c, bool all) {
 #define RW_WAITERS 0x80000000u
 #define RW_READERS 0x3fffffffu
 
-int ch_rwlock_rdlock(struct ch_rwlock *rw, uint64_t deadline, bool try) {
-  if (atomic_load_explicit(&rw->writer, memory_order_relaxed) == ch_self_id()) return -EDEADLK;
+int ch_rwlock_rdlock(struct ch_rwlock *rw, uint64_t deadline, bool try, bool prefer_writer) {
+  if (atomic_load_explicit(&rw->writer, memory_order_relaxed) == ch_self_id()) return try ? -EBUSY : -EDEADLK;
   for (;;) {
     uint32_t s = atomic_load_explicit(&rw->state, memory_order_relaxed);
-    if (!(s & RW_WRITER)) {
+    /* PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP: a waiting writer holds new readers back. */
+    bool writer_first = prefer_writer && atomic_load_explicit(&rw->writers_waiting, memory_order_relaxed);
+    if (!(s & RW_WRITER) && !writer_first) {
       if ((s & RW_READERS) == RW_READERS) return -EAGAIN;
       if (atomic_compare_exchange_weak_explicit(&rw->state, &s, s + 1, memory_order_acquire, memory_order_relaxed))
         return 0;
@@ -112,7 +114,7 @@ int ch_rwlock_rdlock(struct ch_rwlock *rw, uint64_t deadline, bool try) {
 
 int ch_rwlock_wrlock(struct ch_rwlock *rw, uint64_t deadline, bool try) {
   uint32_t me = ch_self_id();
-  if (atomic_load_explicit(&rw->writer, memory_order_relaxed) == me) return -EDEADLK;
+  if (atomic_load_explicit(&rw->writer, memory_order_relaxed) == me) return try ? -EBUSY : -EDEADLK;
   for (;;) {
     uint32_t s = atomic_load_explicit(&rw->state, memory_order_relaxed);
     if (!(s & (RW_WRITER | RW_READERS))) {
@@ -127,7 +129,11 @@ int ch_rwlock_wrlock(struct ch_rwlock *rw, uint64_t deadline, bool try) {
     if (!(s & RW_WAITERS) && !atomic_compare_exchange_weak_explicit(&rw->state, &s, s | RW_WAITERS,
                                                                      memory_order_relaxed, memory_order_relaxed))
       continue;
-    if (ch_pl_wait32(&rw->state, s | RW_WAITERS, deadline, CH_INTR_NONE) == -ETIMEDOUT) return -ETIMEDOUT;
+    atomic_fetch_add_explicit(&rw->writers_waiting, 1, memory_order_relaxed);
+    int r = ch_pl_wait32(&rw->state, s | RW_WAITERS, deadline, CH_INTR_NONE);
+    if (atomic_fetch_sub_explicit(&rw->writers_waiting, 1, memory_order_relaxed) == 1)
+      ch_pl_wake(&rw->state, INT_MAX); /* readers held back for us may go now */
+    if (r == -ETIMEDOUT) return -ETIMEDOUT;
   }
 }
 

@@ -22,6 +22,9 @@ static struct {
   void (*_Atomic dtor)(void *);
 } keys[CH_KEYS_MAX];
 
+static _Atomic long live_threads; /* coroutine-threads not yet ended */
+static _Atomic int main_gone;      /* the main thread called pthread_exit */
+
 static CH_TLS struct ch_keyval *tls_keys;
 static CH_TLS unsigned tls_nkeys;
 static CH_TLS uint32_t tls_self_id;
@@ -44,7 +47,10 @@ ch_coro *ch_thread_self(void) {
 int ch_thread_create(ch_coro **out, cohook_fn fn, void *arg, size_t stack_size, bool detached) {
   struct ch_sched *w = ch_worker_pick();
   if (!w) return -EAGAIN;
-  return ch_spawn_on(w, out, fn, arg, stack_size, detached, true);
+  atomic_fetch_add(&live_threads, 1);
+  int r = ch_spawn_on(w, out, fn, arg, stack_size, detached, true);
+  if (r < 0) atomic_fetch_sub(&live_threads, 1);
+  return r;
 }
 
 ch_coro *ch_thread_of(unsigned long handle) {
@@ -73,6 +79,10 @@ int ch_key_delete(unsigned key) {
 }
 
 static void run_destructors(struct ch_keyval **kv, unsigned *n);
+
+void ch_keys_thread_exit(void) {
+  run_destructors(&tls_keys, &tls_nkeys);
+}
 
 static void tls_keys_exit(void *unused) {
   (void)unused;
@@ -140,6 +150,20 @@ static void run_destructors(struct ch_keyval **kv, unsigned *n) {
   }
 }
 
-static void thread_exit(ch_coro *co) { run_destructors(&co->keys, &co->nkeys); }
+/* Natively the process lives until its last thread exits. Our workers never exit, so once the main
+ * thread has called pthread_exit, the end of the last coroutine-thread ends the process, as
+ * exit(0) — what glibc does when the last thread goes. */
+void ch_thread_main_exiting(void) {
+  atomic_store(&main_gone, 1);
+  if (atomic_load(&live_threads) == 0 && ch_worker_count() > 0) exit(0);
+}
+
+static void thread_exit(ch_coro *co) {
+  run_destructors(&co->keys, &co->nkeys);
+  if (ch_thread_exit_robust) ch_thread_exit_robust(co);
+  if (atomic_fetch_sub(&live_threads, 1) == 1 && atomic_load(&main_gone)) exit(0);
+}
+
+void (*ch_thread_exit_robust)(ch_coro *co);
 
 __attribute__((constructor(102))) static void thread_init(void) { ch_thread_exit_hook = thread_exit; }

@@ -1,0 +1,400 @@
+/* thr_mutex_kinds — what each kind of pthread mutex returns, as glibc defines it: normal, recursive
+ * and error-checking (static initialisers and attributes), timed locking, process-shared, priority
+ * inheritance and robust mutexes. One line per result, e.g. "errorcheck relock: EDEADLK". Operations
+ * "from another thread" run in a fresh thread while the owner holds the mutex. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "progs.h"
+
+static const char *en(int e) {
+  static char buf[32];
+  switch (e) {
+  case 0: return "OK";
+  case EBUSY: return "EBUSY";
+  case EPERM: return "EPERM";
+  case EDEADLK: return "EDEADLK";
+  case ETIMEDOUT: return "ETIMEDOUT";
+  case EINVAL: return "EINVAL";
+  case EAGAIN: return "EAGAIN";
+  case EOWNERDEAD: return "EOWNERDEAD";
+  case ENOTRECOVERABLE: return "ENOTRECOVERABLE";
+  case ENOTSUP: return "ENOTSUP";
+  default: snprintf(buf, sizeof buf, "E%d", e); return buf;
+  }
+}
+
+static int failures;
+static void expect(const char *what, int got, int want) {
+  printf("%s: %s\n", what, en(got));
+  if (got != want) {
+    fprintf(stderr, "%s: got %s, expected %s\n", what, en(got), en(want));
+    failures++;
+  }
+}
+
+/* ---- run one operation in another thread ---------------------------------------------------------- */
+
+enum op { OP_LOCK, OP_TRYLOCK, OP_UNLOCK, OP_TRYLOCK_UNLOCK };
+
+struct opcall {
+  pthread_mutex_t *m;
+  enum op op;
+  int r;
+};
+
+static void *op_thread(void *p) {
+  struct opcall *c = p;
+  switch (c->op) {
+  case OP_LOCK: c->r = pthread_mutex_lock(c->m); break;
+  case OP_TRYLOCK: c->r = pthread_mutex_trylock(c->m); break;
+  case OP_UNLOCK: c->r = pthread_mutex_unlock(c->m); break;
+  case OP_TRYLOCK_UNLOCK:
+    c->r = pthread_mutex_trylock(c->m);
+    if (c->r == 0) CHECK(pthread_mutex_unlock(c->m) == 0);
+    break;
+  }
+  return NULL;
+}
+
+static int other(pthread_mutex_t *m, enum op op) {
+  struct opcall c = {m, op, -1};
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, op_thread, &c) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  return c.r;
+}
+
+/* A thread that locks m, says so, holds it until told (or for hold_ms), then unlocks. */
+struct holder {
+  pthread_mutex_t *m;
+  int hold_ms;
+  _Atomic int held, release;
+  int unlock_r;
+  pthread_t t;
+};
+
+static void *holder_thread(void *p) {
+  struct holder *h = p;
+  CHECK(pthread_mutex_lock(h->m) == 0);
+  atomic_store(&h->held, 1);
+  if (h->hold_ms) {
+    CHECK(usleep((useconds_t)h->hold_ms * 1000) == 0);
+  } else {
+    for (int i = 0; i < 10000 && !atomic_load(&h->release); i++) CHECK(usleep(1000) == 0);
+    CHECK(atomic_load(&h->release));
+  }
+  h->unlock_r = pthread_mutex_unlock(h->m);
+  return NULL;
+}
+
+static void hold_start(struct holder *h, pthread_mutex_t *m, int hold_ms) {
+  h->m = m;
+  h->hold_ms = hold_ms;
+  atomic_store(&h->held, 0);
+  atomic_store(&h->release, 0);
+  h->unlock_r = -1;
+  CHECK(pthread_create(&h->t, NULL, holder_thread, h) == 0);
+  for (int i = 0; i < 10000 && !atomic_load(&h->held); i++) CHECK(usleep(1000) == 0);
+  CHECK(atomic_load(&h->held));
+}
+
+static void hold_end(struct holder *h) {
+  atomic_store(&h->release, 1);
+  CHECK(pthread_join(h->t, NULL) == 0);
+  CHECK(h->unlock_r == 0);
+}
+
+static struct timespec in_ms(clockid_t clk, long ms) {
+  struct timespec ts;
+  CHECK(clock_gettime(clk, &ts) == 0);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+  return ts;
+}
+
+static void init_kind(pthread_mutex_t *m, int type) {
+  pthread_mutexattr_t a;
+  CHECK(pthread_mutexattr_init(&a) == 0);
+  CHECK(pthread_mutexattr_settype(&a, type) == 0);
+  CHECK(pthread_mutex_init(m, &a) == 0);
+  CHECK(pthread_mutexattr_destroy(&a) == 0);
+}
+
+/* ---- the kinds ------------------------------------------------------------------------------------ */
+
+static void normal(const char *name, pthread_mutex_t *m) {
+  char w[96];
+#define W(s) (snprintf(w, sizeof w, "%s %s", name, s), w)
+  expect(W("lock"), pthread_mutex_lock(m), 0);
+  expect(W("trylock by owner"), pthread_mutex_trylock(m), EBUSY);
+  expect(W("trylock by other"), other(m, OP_TRYLOCK), EBUSY);
+  expect(W("unlock"), pthread_mutex_unlock(m), 0);
+  expect(W("trylock+unlock by other"), other(m, OP_TRYLOCK_UNLOCK), 0);
+  expect(W("trylock"), pthread_mutex_trylock(m), 0);
+  expect(W("unlock again"), pthread_mutex_unlock(m), 0);
+  expect(W("destroy"), pthread_mutex_destroy(m), 0);
+#undef W
+}
+
+static void recursive(const char *name, pthread_mutex_t *m) {
+  char w[96];
+#define W(s) (snprintf(w, sizeof w, "%s %s", name, s), w)
+  expect(W("lock 1"), pthread_mutex_lock(m), 0);
+  expect(W("lock 2"), pthread_mutex_lock(m), 0);
+  expect(W("lock 3"), pthread_mutex_lock(m), 0);
+  expect(W("trylock by owner"), pthread_mutex_trylock(m), 0);
+  expect(W("trylock by other"), other(m, OP_TRYLOCK), EBUSY);
+  expect(W("unlock by other"), other(m, OP_UNLOCK), EPERM);
+  expect(W("unlock 1"), pthread_mutex_unlock(m), 0);
+  expect(W("unlock 2"), pthread_mutex_unlock(m), 0);
+  expect(W("unlock 3"), pthread_mutex_unlock(m), 0);
+  expect(W("trylock by other while owned once"), other(m, OP_TRYLOCK), EBUSY);
+  expect(W("unlock 4"), pthread_mutex_unlock(m), 0);
+  expect(W("unlock 5 (not locked)"), pthread_mutex_unlock(m), EPERM);
+  expect(W("trylock+unlock by other"), other(m, OP_TRYLOCK_UNLOCK), 0);
+  struct holder h;
+  hold_start(&h, m, 0);
+  expect(W("unlock by non-owner"), pthread_mutex_unlock(m), EPERM);
+  expect(W("trylock while other holds"), pthread_mutex_trylock(m), EBUSY);
+  hold_end(&h);
+  expect(W("destroy"), pthread_mutex_destroy(m), 0);
+#undef W
+}
+
+static void errorcheck(const char *name, pthread_mutex_t *m) {
+  char w[96];
+#define W(s) (snprintf(w, sizeof w, "%s %s", name, s), w)
+  expect(W("unlock when unlocked"), pthread_mutex_unlock(m), EPERM);
+  expect(W("lock"), pthread_mutex_lock(m), 0);
+  expect(W("relock"), pthread_mutex_lock(m), EDEADLK);
+  expect(W("trylock by owner"), pthread_mutex_trylock(m), EBUSY);
+  struct timespec ts = in_ms(CLOCK_REALTIME, 50);
+  expect(W("timedlock by owner"), pthread_mutex_timedlock(m, &ts), EDEADLK);
+  expect(W("trylock by other"), other(m, OP_TRYLOCK), EBUSY);
+  expect(W("unlock by other"), other(m, OP_UNLOCK), EPERM);
+  expect(W("unlock"), pthread_mutex_unlock(m), 0);
+  expect(W("unlock twice"), pthread_mutex_unlock(m), EPERM);
+  struct holder h;
+  hold_start(&h, m, 0);
+  expect(W("unlock by non-owner"), pthread_mutex_unlock(m), EPERM);
+  hold_end(&h);
+  expect(W("destroy"), pthread_mutex_destroy(m), 0);
+#undef W
+}
+
+static void timed(void) {
+  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+  struct timespec ts = in_ms(CLOCK_REALTIME, 100);
+  expect("timedlock free", pthread_mutex_timedlock(&m, &ts), 0);
+  expect("timedlock free unlock", pthread_mutex_unlock(&m), 0);
+  struct timespec bad = {0, 2000000000L};
+  expect("timedlock free bad nsec", pthread_mutex_timedlock(&m, &bad), 0);
+  expect("timedlock free bad nsec unlock", pthread_mutex_unlock(&m), 0);
+  ts = in_ms(CLOCK_MONOTONIC, 100);
+  int r = pthread_mutex_clocklock(&m, CLOCK_PROCESS_CPUTIME_ID, &ts);
+  expect("clocklock free with CLOCK_PROCESS_CPUTIME_ID", r, EINVAL);
+  if (r == 0) CHECK(pthread_mutex_unlock(&m) == 0);
+
+  struct holder h;
+  hold_start(&h, &m, 0);
+  double t0 = now_s();
+  ts = in_ms(CLOCK_REALTIME, 100);
+  expect("timedlock held", pthread_mutex_timedlock(&m, &ts), ETIMEDOUT);
+  double took = now_s() - t0;
+  int ok = took >= 0.099 && took < 0.5;
+  printf("timedlock held waited ~100ms: %s\n", ok ? "yes" : "NO");
+  if (!ok) failures++, fprintf(stderr, "timedlock took %.6f s\n", took);
+  ts = in_ms(CLOCK_MONOTONIC, 100);
+  t0 = now_s();
+  expect("clocklock monotonic held", pthread_mutex_clocklock(&m, CLOCK_MONOTONIC, &ts), ETIMEDOUT);
+  took = now_s() - t0;
+  ok = took >= 0.099 && took < 0.5;
+  printf("clocklock held waited ~100ms: %s\n", ok ? "yes" : "NO");
+  if (!ok) failures++, fprintf(stderr, "clocklock took %.6f s\n", took);
+  ts = in_ms(CLOCK_REALTIME, -1000);
+  expect("timedlock held past", pthread_mutex_timedlock(&m, &ts), ETIMEDOUT);
+  struct timespec neg = {-1, 0};
+  expect("timedlock held negative", pthread_mutex_timedlock(&m, &neg), ETIMEDOUT);
+  expect("timedlock held bad nsec", pthread_mutex_timedlock(&m, &bad), EINVAL);
+  hold_end(&h);
+
+  /* A holder that lets go after 200 ms: the timed lock gets the mutex then, not at its deadline. */
+  hold_start(&h, &m, 200);
+  t0 = now_s();
+  ts = in_ms(CLOCK_REALTIME, 5000);
+  expect("timedlock until released", pthread_mutex_timedlock(&m, &ts), 0);
+  took = now_s() - t0;
+  ok = took > 0.05 && took < 2.0;
+  printf("timedlock until released in time: %s\n", ok ? "yes" : "NO");
+  if (!ok) failures++, fprintf(stderr, "timedlock until released took %.6f s\n", took);
+  expect("timedlock until released unlock", pthread_mutex_unlock(&m), 0);
+  CHECK(pthread_join(h.t, NULL) == 0);
+  CHECK(h.unlock_r == 0);
+}
+
+/* Process-shared mutexes are still mutexes inside one process: contention with sleeps while held. */
+static pthread_mutex_t ps_m;
+static long ps_counter;
+static void *ps_worker(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 25; i++) {
+    CHECK(pthread_mutex_lock(&ps_m) == 0);
+    long v = ps_counter;
+    CHECK(usleep(500) == 0);
+    ps_counter = v + 1;
+    CHECK(pthread_mutex_unlock(&ps_m) == 0);
+  }
+  return NULL;
+}
+
+/* Thread A locks and holds; thread B (a different thread, created second) does `op`. */
+static int between_threads(pthread_mutex_t *m, enum op op) {
+  struct holder h;
+  hold_start(&h, m, 0);
+  int r = other(m, op);
+  hold_end(&h);
+  return r;
+}
+
+static void pshared(void) {
+  pthread_mutexattr_t a;
+  CHECK(pthread_mutexattr_init(&a) == 0);
+  CHECK(pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED) == 0);
+  int v = -1;
+  CHECK(pthread_mutexattr_getpshared(&a, &v) == 0);
+  printf("pshared attr: %s\n", v == PTHREAD_PROCESS_SHARED ? "PTHREAD_PROCESS_SHARED" : "?");
+  CHECK(pthread_mutex_init(&ps_m, &a) == 0);
+  expect("pshared lock", pthread_mutex_lock(&ps_m), 0);
+  expect("pshared trylock by other", other(&ps_m, OP_TRYLOCK), EBUSY);
+  expect("pshared unlock", pthread_mutex_unlock(&ps_m), 0);
+  expect("pshared trylock+unlock by other", other(&ps_m, OP_TRYLOCK_UNLOCK), 0);
+  expect("pshared trylock by thread while thread holds", between_threads(&ps_m, OP_TRYLOCK), EBUSY);
+
+  pthread_t t[4];
+  ps_counter = 0;
+  for (int i = 0; i < 4; i++) CHECK(pthread_create(&t[i], NULL, ps_worker, NULL) == 0);
+  for (int i = 0; i < 4; i++) CHECK(pthread_join(t[i], NULL) == 0);
+  printf("pshared contended counter: %ld\n", ps_counter);
+  if (ps_counter != 100) failures++;
+  expect("pshared destroy", pthread_mutex_destroy(&ps_m), 0);
+
+  /* Error checking with a process-shared mutex, between two threads. */
+  CHECK(pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK) == 0);
+  pthread_mutex_t m;
+  CHECK(pthread_mutex_init(&m, &a) == 0);
+  expect("pshared errorcheck lock", pthread_mutex_lock(&m), 0);
+  expect("pshared errorcheck relock", pthread_mutex_lock(&m), EDEADLK);
+  expect("pshared errorcheck unlock", pthread_mutex_unlock(&m), 0);
+  expect("pshared errorcheck unlock by thread while thread holds", between_threads(&m, OP_UNLOCK), EPERM);
+  expect("pshared errorcheck trylock by thread while thread holds", between_threads(&m, OP_TRYLOCK), EBUSY);
+  expect("pshared errorcheck destroy", pthread_mutex_destroy(&m), 0);
+  CHECK(pthread_mutexattr_destroy(&a) == 0);
+}
+
+static void prio_inherit(void) {
+  pthread_mutexattr_t a;
+  CHECK(pthread_mutexattr_init(&a) == 0);
+  CHECK(pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT) == 0);
+  pthread_mutex_t m;
+  CHECK(pthread_mutex_init(&m, &a) == 0);
+  expect("prio-inherit lock", pthread_mutex_lock(&m), 0);
+  expect("prio-inherit trylock by other", other(&m, OP_TRYLOCK), EBUSY);
+  expect("prio-inherit unlock", pthread_mutex_unlock(&m), 0);
+  expect("prio-inherit trylock by thread while thread holds", between_threads(&m, OP_TRYLOCK), EBUSY);
+  expect("prio-inherit destroy", pthread_mutex_destroy(&m), 0);
+  CHECK(pthread_mutexattr_destroy(&a) == 0);
+}
+
+/* glibc refuses to destroy a locked mutex (it counts users). On mutexes of their own: a destroy that
+ * wrongly succeeds leaves the mutex unusable (glibc marks it invalid). */
+static void destroy_locked(void) {
+  pthread_mutex_t n = PTHREAD_MUTEX_INITIALIZER, r = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP,
+                  e = PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP, a;
+  init_kind(&a, PTHREAD_MUTEX_DEFAULT);
+  pthread_mutex_t *ms[] = {&n, &r, &e, &a};
+  const char *names[] = {"normal", "recursive", "errorcheck", "default(attr)"};
+  for (int i = 0; i < 4; i++) {
+    char w[96];
+    CHECK(pthread_mutex_lock(ms[i]) == 0);
+    snprintf(w, sizeof w, "%s destroy while locked", names[i]);
+    expect(w, pthread_mutex_destroy(ms[i]), EBUSY);
+    snprintf(w, sizeof w, "%s unlock after refused destroy", names[i]);
+    expect(w, pthread_mutex_unlock(ms[i]), 0);
+    snprintf(w, sizeof w, "%s destroy", names[i]);
+    expect(w, pthread_mutex_destroy(ms[i]), 0);
+  }
+}
+
+/* ---- robust: the owner ends while holding the mutex ----------------------------------------------- */
+
+static void *lock_and_exit(void *m) {
+  CHECK(pthread_mutex_lock(m) == 0);
+  return NULL; /* still holding it */
+}
+
+static void robust(void) {
+  pthread_mutexattr_t a;
+  CHECK(pthread_mutexattr_init(&a) == 0);
+  CHECK(pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST) == 0);
+  int v = -1;
+  CHECK(pthread_mutexattr_getrobust(&a, &v) == 0);
+  printf("robust attr: %s\n", v == PTHREAD_MUTEX_ROBUST ? "PTHREAD_MUTEX_ROBUST" : "?");
+  pthread_mutex_t m, m2;
+  CHECK(pthread_mutex_init(&m, &a) == 0);
+  CHECK(pthread_mutex_init(&m2, &a) == 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, lock_and_exit, &m) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  expect("robust lock after owner died", pthread_mutex_lock(&m), EOWNERDEAD);
+  expect("robust consistent", pthread_mutex_consistent(&m), 0);
+  expect("robust unlock", pthread_mutex_unlock(&m), 0);
+  expect("robust lock again", pthread_mutex_lock(&m), 0);
+  expect("robust unlock again", pthread_mutex_unlock(&m), 0);
+  expect("robust destroy", pthread_mutex_destroy(&m), 0);
+
+  /* Not made consistent: unusable afterwards. */
+  CHECK(pthread_create(&t, NULL, lock_and_exit, &m2) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  expect("robust2 trylock after owner died", pthread_mutex_trylock(&m2), EOWNERDEAD);
+  expect("robust2 unlock without consistent", pthread_mutex_unlock(&m2), 0);
+  expect("robust2 lock", pthread_mutex_lock(&m2), ENOTRECOVERABLE);
+  CHECK(pthread_mutexattr_destroy(&a) == 0);
+}
+
+int main(void) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  pthread_mutex_t n1 = PTHREAD_MUTEX_INITIALIZER, n2, n3;
+  normal("normal(static)", &n1);
+  init_kind(&n2, PTHREAD_MUTEX_NORMAL);
+  normal("normal(attr)", &n2);
+  init_kind(&n3, PTHREAD_MUTEX_DEFAULT);
+  normal("default(attr)", &n3);
+  pthread_mutex_t n4 = PTHREAD_MUTEX_INITIALIZER;
+  expect("normal unlock when unlocked", pthread_mutex_unlock(&n4), 0);
+
+  pthread_mutex_t r1 = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP, r2;
+  recursive("recursive(static)", &r1);
+  init_kind(&r2, PTHREAD_MUTEX_RECURSIVE);
+  recursive("recursive(attr)", &r2);
+
+  pthread_mutex_t e1 = PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP, e2;
+  errorcheck("errorcheck(static)", &e1);
+  init_kind(&e2, PTHREAD_MUTEX_ERRORCHECK);
+  errorcheck("errorcheck(attr)", &e2);
+
+  /* A condition wait on an error-checking mutex the caller does not hold. */
+  pthread_mutex_t e3 = PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP;
+  pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+  expect("cond_wait on errorcheck mutex not held", pthread_cond_wait(&cv, &e3), EPERM);
+
+  timed();
+  destroy_locked();
+  pshared();
+  prio_inherit();
+  robust();
+  printf("failures: %d\n", failures);
+  return failures ? 1 : 0;
+}
