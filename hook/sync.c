@@ -74,7 +74,6 @@ static unsigned cond_flags(pthread_cond_t *c) { return c->__data.__wrefs & 3u; }
  * it ends, do what the kernel would: mark each FUTEX_OWNER_DIED, release it and wake a waiter. */
 #define ROBUST_KIND 16
 #define FUTEX_OWNER_DIED_BIT 0x40000000u
-#define FUTEX_WAITERS_BIT 0x80000000u
 
 static void note_robust(pthread_mutex_t *m, int r) {
   ch_coro *co = ch_thread_self();
@@ -95,22 +94,76 @@ static void forget_robust(pthread_mutex_t *m) {
 static void robust_owner_died(ch_coro *co) {
   for (unsigned i = 0; i < co->nrobust; i++) {
     pthread_mutex_t *m = co->robust[i];
+    /* glibc's own unlock takes the mutex off this worker's robust list (we are on the OS thread that
+     * locked it): leaving it linked would let glibc write through a stale link once the mutex's
+     * memory is reused. Then mark it as the kernel marks a dead owner's: the next locker gets
+     * EOWNERDEAD. Someone taking it in between simply gets it, as if the owner had unlocked. */
+    if (REAL(pthread_mutex_unlock)(m) != 0) continue;
     _Atomic unsigned *lock = (_Atomic unsigned *)(void *)&m->__data.__lock;
-    unsigned v = atomic_load(lock);
-    atomic_store(lock, (v & FUTEX_WAITERS_BIT) | FUTEX_OWNER_DIED_BIT);
-    syscall(SYS_futex, lock, (m->__data.__kind & 128) ? 1 /* FUTEX_WAKE */ : 129 /* _PRIVATE */, 1, NULL, NULL, 0);
+    unsigned zero = 0;
+    atomic_compare_exchange_strong(lock, &zero, FUTEX_OWNER_DIED_BIT);
   }
   co->nrobust = 0;
 }
 
 __attribute__((constructor(103))) static void sync_init(void) { ch_thread_exit_robust = robust_owner_died; }
 
+/* glibc tells the owner of a recursive or error-checking glibc mutex (process-shared, robust,
+ * priority) by kernel thread id, which every coroutine of a worker shares. So we also remember which
+ * coroutine holds such a mutex: another coroutine of the same worker then finds it busy (and may not
+ * unlock it), as another thread would. A small table: these objects are rare. */
+#define HOLDS 256
+static struct {
+  pthread_mutex_t *m;
+  uint32_t who;
+} holds[HOLDS];
+static ch_lock_t holds_lock;
+
+static bool owner_kind(pthread_mutex_t *m) {
+  int t = m->__data.__kind & 3;
+  return (t == PTHREAD_MUTEX_RECURSIVE || t == PTHREAD_MUTEX_ERRORCHECK) && ch_thread_self();
+}
+
+static uint32_t holder(pthread_mutex_t *m) {
+  uint32_t who = 0;
+  ch_lock(&holds_lock);
+  for (int i = 0; i < HOLDS; i++)
+    if (holds[i].m == m) who = holds[i].who;
+  ch_unlock(&holds_lock);
+  return who;
+}
+
+static void set_holder(pthread_mutex_t *m, uint32_t who) {
+  ch_lock(&holds_lock);
+  int free_slot = -1;
+  for (int i = 0; i < HOLDS; i++) {
+    if (holds[i].m == m) {
+      if (who) holds[i].who = who;
+      else holds[i].m = NULL;
+      ch_unlock(&holds_lock);
+      return;
+    }
+    if (!holds[i].m && free_slot < 0) free_slot = i;
+  }
+  if (who && free_slot >= 0) holds[free_slot].m = m, holds[free_slot].who = who;
+  ch_unlock(&holds_lock);
+}
+
+/* Another coroutine holds it: answer as glibc answers another thread. */
+static bool held_by_other(pthread_mutex_t *m) {
+  if (!owner_kind(m)) return false;
+  uint32_t h = holder(m);
+  return h && h != ch_self_id();
+}
+
 CH_EXPORT int pthread_mutex_lock(pthread_mutex_t *m) {
   struct ch_mutex *c = ours_m(m);
   if (c) return -ch_mutex_lock(c, CH_NO_DEADLINE, false);
   int r;
-  if (on_worker()) r = BACKOFF_UNTIL_NOT(EBUSY, REAL(pthread_mutex_trylock)(m), CH_NO_DEADLINE);
+  if (on_worker())
+    r = BACKOFF_UNTIL_NOT(EBUSY, held_by_other(m) ? EBUSY : REAL(pthread_mutex_trylock)(m), CH_NO_DEADLINE);
   else r = REAL(pthread_mutex_lock)(m);
+  if ((r == 0 || r == EOWNERDEAD) && owner_kind(m)) set_holder(m, ch_self_id());
   note_robust(m, r);
   return r;
 }
@@ -118,7 +171,9 @@ CH_EXPORT int pthread_mutex_lock(pthread_mutex_t *m) {
 CH_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m) {
   struct ch_mutex *c = ours_m(m);
   if (c) return -ch_mutex_lock(c, 0, true);
+  if (held_by_other(m)) return EBUSY;
   int r = REAL(pthread_mutex_trylock)(m);
+  if ((r == 0 || r == EOWNERDEAD) && owner_kind(m)) set_holder(m, ch_self_id());
   note_robust(m, r);
   return r;
 }
@@ -149,8 +204,13 @@ CH_EXPORT int pthread_mutex_destroy(pthread_mutex_t *m) {
 CH_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m) {
   struct ch_mutex *c = ours_m(m);
   if (c) return -ch_mutex_unlock(c);
+  if (held_by_other(m)) return EPERM;
   int r = REAL(pthread_mutex_unlock)(m);
-  if (r == 0) forget_robust(m);
+  if (r == 0) {
+    forget_robust(m);
+    /* still held (a recursive count left)? glibc's owner field says so */
+    if (owner_kind(m) && m->__data.__owner == 0) set_holder(m, 0);
+  }
   return r;
 }
 
@@ -169,31 +229,70 @@ static int cond_wait(pthread_cond_t *cv, pthread_mutex_t *m, uint64_t deadline) 
   return w == -ETIMEDOUT ? ETIMEDOUT : 0;
 }
 
-/* A process-shared (glibc) condvar with one of our mutexes: glibc's wait would unlock and relock the
- * mutex with its own protocol. Wait on it with a private glibc mutex instead, in slices of at most
- * 10 ms, so neither the program's mutex nor a worker is held; a signal that slips between our
- * unlock and glibc's wait costs at most one slice and reads as a spurious wake-up, which POSIX
- * allows and every correct caller re-checks. */
-static int shared_cond_wait(pthread_cond_t *cv, pthread_mutex_t *m, clockid_t clk, const struct timespec *abs) {
-  if (!ours_m(m)) return abs ? REAL(pthread_cond_clockwait)(cv, m, clk, abs) : REAL(pthread_cond_wait)(cv, m);
-  struct timespec now, slice;
-  clock_gettime(clk, &now);
-  slice = now;
-  slice.tv_nsec += 10000000;
-  if (slice.tv_nsec >= 1000000000) slice.tv_sec++, slice.tv_nsec -= 1000000000;
-  bool last = abs && (abs->tv_sec < slice.tv_sec || (abs->tv_sec == slice.tv_sec && abs->tv_nsec <= slice.tv_nsec));
-  if (last) slice = *abs;
+/* A process-shared (glibc) condvar: glibc must do the waiting (another process may signal it), and
+ * glibc's wait blocks its OS thread.
+ *  - On a worker, the wait runs on a helper thread (ch_offload) while the coroutine parks, so the
+ *    worker goes on running the coroutine that will signal. With a glibc mutex the helper waits with
+ *    it directly (glibc's normal mutexes do not check who unlocks them); with one of ours, the
+ *    coroutine releases ours and the helper waits with a private glibc mutex.
+ *  - On a plain thread with one of our mutexes: the same private-mutex wait, in the calling thread.
+ * The private-mutex wait leaves a window between releasing ours and glibc's wait in which a signal
+ * can be missed: it therefore waits in slices of at most 10 ms. An untimed wait returns after a
+ * slice as a spurious wake-up (POSIX allows it; callers re-check); a timed one goes on to its own
+ * deadline and answers ETIMEDOUT there, as glibc would. */
+struct cond_job {
+  pthread_cond_t *cv;
+  pthread_mutex_t *m; /* the glibc mutex, or NULL: wait with a private one */
+  clockid_t clk;
+  const struct timespec *abs;
+  int ret;
+};
+
+static int glibc_wait(pthread_cond_t *cv, pthread_mutex_t *gm, clockid_t clk, const struct timespec *abs) {
+  if (gm) return abs ? REAL(pthread_cond_clockwait)(cv, gm, clk, abs) : REAL(pthread_cond_wait)(cv, gm);
   pthread_mutex_t tmp = PTHREAD_MUTEX_INITIALIZER;
   REAL(pthread_mutex_lock)(&tmp);
-  int r = pthread_mutex_unlock(m);
-  if (r) {
-    REAL(pthread_mutex_unlock)(&tmp);
-    return r;
-  }
-  int w = REAL(pthread_cond_clockwait)(cv, &tmp, clk, &slice);
+  int w = REAL(pthread_cond_clockwait)(cv, &tmp, clk, abs);
   REAL(pthread_mutex_unlock)(&tmp);
-  pthread_mutex_lock(m);
-  return w == ETIMEDOUT && last ? ETIMEDOUT : 0;
+  return w;
+}
+
+static void cond_job_run(void *p) {
+  struct cond_job *j = p;
+  j->ret = glibc_wait(j->cv, j->m, j->clk, j->abs);
+}
+
+static int shared_cond_wait(pthread_cond_t *cv, pthread_mutex_t *m, clockid_t clk, const struct timespec *abs) {
+  bool ours = ours_m(m) != NULL, worker = on_worker();
+  if (!ours) {
+    if (!worker) return abs ? REAL(pthread_cond_clockwait)(cv, m, clk, abs) : REAL(pthread_cond_wait)(cv, m);
+    struct cond_job j = {cv, m, clk, abs, 0};
+    ch_offload(cond_job_run, &j);
+    return j.ret;
+  }
+  for (;;) {
+    struct timespec now, slice;
+    clock_gettime(clk, &now);
+    slice = now;
+    slice.tv_nsec += 10000000;
+    if (slice.tv_nsec >= 1000000000) slice.tv_sec++, slice.tv_nsec -= 1000000000;
+    bool last = abs && (abs->tv_sec < slice.tv_sec || (abs->tv_sec == slice.tv_sec && abs->tv_nsec <= slice.tv_nsec));
+    if (last) slice = *abs;
+    int r = pthread_mutex_unlock(m);
+    if (r) return r;
+    int w;
+    if (worker) {
+      struct cond_job j = {cv, NULL, clk, &slice, 0};
+      ch_offload(cond_job_run, &j);
+      w = j.ret;
+    } else {
+      w = glibc_wait(cv, NULL, clk, &slice);
+    }
+    pthread_mutex_lock(m);
+    if (w != ETIMEDOUT) return w;
+    if (last) return ETIMEDOUT;
+    if (!abs) return 0;
+  }
 }
 
 CH_EXPORT int pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *m) {

@@ -345,6 +345,8 @@ typedef unsigned int ch_socklen_t;
  * program's own O_NONBLOCK, or inside the runtime). */
 struct ch_fdinfo *ch_io_fd(int fd);
 long ch_io_read(int fd, struct ch_fdinfo *fi, void *buf, size_t n);
+/* -EAGAIN: go the usual way; anything else is the read's own result. */
+long ch_io_read_unclassified(int fd, const struct iovec *iov, int cnt);
 long ch_io_readv(int fd, struct ch_fdinfo *fi, const struct iovec *iov, int cnt);
 long ch_io_recvfrom(int fd, struct ch_fdinfo *fi, void *buf, size_t n, int flags, struct sockaddr *addr,
                     ch_socklen_t *alen);

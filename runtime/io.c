@@ -46,6 +46,20 @@ struct ch_fdinfo *ch_io_fd(int fd) {
   return fi;
 }
 
+/* A read on an fd we have not classified yet (a file the program just open()ed, typically): try it
+ * as it is first. A regular file in the page cache, or a pipe or socket with data waiting, answers
+ * at once, exactly as read() would, and we save the fstat+fcntl of classifying it — on a static-file
+ * server that is two syscalls per request. Only if it would block (or the fd refuses RWF_NOWAIT) does
+ * the caller classify the fd and take the full path. */
+long ch_io_read_unclassified(int fd, const struct iovec *iov, int cnt) {
+  if (ch_tls_bypass) return -EAGAIN;
+  struct ch_fdinfo *fi = ch_fd_info(fd);
+  if (!fi || atomic_load_explicit(&fi->kind, memory_order_acquire) != CH_FD_UNKNOWN) return -EAGAIN;
+  long r = ch_sys6(SYS_preadv2, fd, (long)iov, cnt, -1, -1, RWF_NOWAIT);
+  if (r == -EOPNOTSUPP || r == -EINVAL || r == -ESPIPE) return -EAGAIN;
+  return r;
+}
+
 static uint64_t timeo_deadline(_Atomic int64_t *timeo) {
   int64_t t = atomic_load_explicit(timeo, memory_order_relaxed);
   return t > 0 ? ch_deadline_after(t) : CH_NO_DEADLINE;

@@ -311,6 +311,16 @@ static void mixed_wait(void) {
   expect(w, r, ETIMEDOUT);
   snprintf(w, sizeof w, "%s: pshared cond, errorcheck mutex: unlock", who);
   expect(w, pthread_mutex_unlock(&m), 0);
+  /* Nobody signals this condition variable: glibc's timed wait returns only at its deadline. */
+  CHECK(pthread_mutex_lock(&m) == 0);
+  ts = in_ms(CLOCK_REALTIME, 100);
+  double t0 = now_s();
+  r = pthread_cond_timedwait(&cv, &m, &ts);
+  double took = now_s() - t0;
+  snprintf(w, sizeof w, "%s: pshared cond, one timedwait of 100 ms, no signal", who);
+  expect(w, r, ETIMEDOUT);
+  if (r == ETIMEDOUT && (took < 0.099 || took > 0.5)) failures++, fprintf(stderr, "%s took %.6f s\n", w, took);
+  CHECK(pthread_mutex_unlock(&m) == 0);
   CHECK(pthread_cond_destroy(&cv) == 0);
 }
 

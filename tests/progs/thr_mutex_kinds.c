@@ -77,7 +77,13 @@ struct holder {
 
 static void *holder_thread(void *p) {
   struct holder *h = p;
-  CHECK(pthread_mutex_lock(h->m) == 0);
+  int r = pthread_mutex_lock(h->m);
+  if (r != 0) { /* reported as the holder's unlock result; the mutex is not held */
+    fprintf(stderr, "holder: lock returned %s\n", en(r));
+    h->unlock_r = r;
+    atomic_store(&h->held, 1);
+    return NULL;
+  }
   atomic_store(&h->held, 1);
   if (h->hold_ms) {
     CHECK(usleep((useconds_t)h->hold_ms * 1000) == 0);
@@ -250,14 +256,135 @@ static void *ps_worker(void *arg) {
   return NULL;
 }
 
-/* Thread A locks and holds; thread B (a different thread, created second) does `op`. */
-static int between_threads(pthread_mutex_t *m, enum op op) {
+/* Thread A locks and holds; thread B (a different thread, created second) does `op`; then A unlocks.
+ * Both results are reported: an operation that wrongly succeeded shows in A's unlock too. */
+static void between_threads(const char *what, pthread_mutex_t *m, enum op op, int want) {
+  char w[320];
   struct holder h;
   hold_start(&h, m, 0);
-  int r = other(m, op);
-  hold_end(&h);
-  return r;
+  expect(what, other(m, op), want);
+  atomic_store(&h.release, 1);
+  CHECK(pthread_join(h.t, NULL) == 0);
+  snprintf(w, sizeof w, "%s, then the holder's unlock", what);
+  expect(w, h.unlock_r, 0);
 }
+
+/* Thread A holds the mutex for 200 ms; thread B's lock must wait for it. */
+struct timed_lock {
+  pthread_mutex_t *m;
+  int r;
+  double waited;
+};
+static void *timed_lock_thread(void *p) {
+  struct timed_lock *t = p;
+  double t0 = now_s();
+  t->r = pthread_mutex_lock(t->m);
+  t->waited = now_s() - t0;
+  if (t->r == 0 || t->r == EOWNERDEAD) CHECK(pthread_mutex_unlock(t->m) == 0);
+  return NULL;
+}
+static void lock_waits_for_holder(const char *what, pthread_mutex_t *m) {
+  char w[320];
+  struct holder h;
+  hold_start(&h, m, 200);
+  struct timed_lock t = {m, -1, 0};
+  pthread_t th;
+  CHECK(pthread_create(&th, NULL, timed_lock_thread, &t) == 0);
+  CHECK(pthread_join(th, NULL) == 0);
+  CHECK(pthread_join(h.t, NULL) == 0);
+  snprintf(w, sizeof w, "%s: lock by a thread while another holds it", what);
+  expect(w, t.r, 0);
+  int ok = t.waited > 0.05;
+  printf("%s: that lock waited for the holder: %s\n", what, ok ? "yes" : "NO");
+  if (!ok) failures++, fprintf(stderr, "%s: lock waited %.6f s\n", what, t.waited);
+  snprintf(w, sizeof w, "%s: the holder's unlock", what);
+  expect(w, h.unlock_r, 0);
+}
+
+/* Mutexes glibc keeps to itself (process-shared, priority-inheriting, robust) that identify their
+ * owner: error-checking and recursive ones, between two threads. */
+static void glibc_owner_kinds(const char *name, int (*setup)(pthread_mutexattr_t *)) {
+  int types[] = {PTHREAD_MUTEX_ERRORCHECK, PTHREAD_MUTEX_RECURSIVE, PTHREAD_MUTEX_NORMAL};
+  const char *tnames[] = {"errorcheck", "recursive", "normal"};
+  for (int i = 0; i < 3; i++) {
+    char w[128];
+    pthread_mutexattr_t a;
+    CHECK(pthread_mutexattr_init(&a) == 0);
+    CHECK(setup(&a) == 0);
+    CHECK(pthread_mutexattr_settype(&a, types[i]) == 0);
+    pthread_mutex_t m;
+    CHECK(pthread_mutex_init(&m, &a) == 0);
+    CHECK(pthread_mutexattr_destroy(&a) == 0);
+    snprintf(w, sizeof w, "%s %s: trylock+unlock by a thread while another holds it", name, tnames[i]);
+    between_threads(w, &m, OP_TRYLOCK_UNLOCK, EBUSY);
+    if (types[i] != PTHREAD_MUTEX_NORMAL) {
+      snprintf(w, sizeof w, "%s %s: unlock by a thread while another holds it", name, tnames[i]);
+      between_threads(w, &m, OP_UNLOCK, EPERM);
+    }
+    snprintf(w, sizeof w, "%s %s", name, tnames[i]);
+    lock_waits_for_holder(w, &m);
+    snprintf(w, sizeof w, "%s %s: destroy", name, tnames[i]);
+    expect(w, pthread_mutex_destroy(&m), 0);
+  }
+}
+
+/* The same with many threads at once: 8 holders, then 8 others, each trying its holder's mutex. */
+#define PAIRS 8
+struct pair_slot {
+  pthread_mutex_t m;
+  struct holder h;
+  int try_r, unlock_r;
+};
+static void *pair_other(void *p) {
+  struct pair_slot *ps = p;
+  ps->try_r = pthread_mutex_trylock(&ps->m);
+  if (ps->try_r == 0) CHECK(pthread_mutex_unlock(&ps->m) == 0);
+  ps->unlock_r = pthread_mutex_unlock(&ps->m);
+  return NULL;
+}
+static void many_pairs(const char *name, int (*setup)(pthread_mutexattr_t *)) {
+  int types[] = {PTHREAD_MUTEX_ERRORCHECK, PTHREAD_MUTEX_RECURSIVE};
+  const char *tnames[] = {"errorcheck", "recursive"};
+  for (int k = 0; k < 2; k++) {
+    static struct pair_slot ps[PAIRS];
+    pthread_t others[PAIRS];
+    for (int i = 0; i < PAIRS; i++) {
+      pthread_mutexattr_t a;
+      CHECK(pthread_mutexattr_init(&a) == 0);
+      CHECK(setup(&a) == 0);
+      CHECK(pthread_mutexattr_settype(&a, types[k]) == 0);
+      CHECK(pthread_mutex_init(&ps[i].m, &a) == 0);
+      CHECK(pthread_mutexattr_destroy(&a) == 0);
+    }
+    for (int i = 0; i < PAIRS; i++) hold_start(&ps[i].h, &ps[i].m, 0);
+    for (int i = 0; i < PAIRS; i++) CHECK(pthread_create(&others[i], NULL, pair_other, &ps[i]) == 0);
+    for (int i = 0; i < PAIRS; i++) CHECK(pthread_join(others[i], NULL) == 0);
+    for (int i = 0; i < PAIRS; i++) {
+      atomic_store(&ps[i].h.release, 1);
+      CHECK(pthread_join(ps[i].h.t, NULL) == 0);
+    }
+    int try_busy = 0, unlock_perm = 0, holder_ok = 0;
+    for (int i = 0; i < PAIRS; i++) {
+      try_busy += ps[i].try_r == EBUSY;
+      unlock_perm += ps[i].unlock_r == EPERM;
+      holder_ok += ps[i].h.unlock_r == 0;
+      if (ps[i].try_r != EBUSY || ps[i].unlock_r != EPERM || ps[i].h.unlock_r != 0)
+        fprintf(stderr, "%s %s pair %d: trylock %s, unlock %s, holder's unlock %s\n", name, tnames[k], i,
+                en(ps[i].try_r), en(ps[i].unlock_r), en(ps[i].h.unlock_r));
+    }
+    printf("%s %s, %d pairs at once: trylock EBUSY %d, unlock EPERM %d, holder's unlock OK %d\n", name, tnames[k],
+           PAIRS, try_busy, unlock_perm, holder_ok);
+    if (try_busy != PAIRS || unlock_perm != PAIRS || holder_ok != PAIRS) failures++;
+    for (int i = 0; i < PAIRS; i++) {
+      int r = pthread_mutex_destroy(&ps[i].m);
+      if (r) fprintf(stderr, "%s %s pair %d: destroy %s\n", name, tnames[k], i, en(r));
+    }
+  }
+}
+
+static int setup_pshared(pthread_mutexattr_t *a) { return pthread_mutexattr_setpshared(a, PTHREAD_PROCESS_SHARED); }
+static int setup_pi(pthread_mutexattr_t *a) { return pthread_mutexattr_setprotocol(a, PTHREAD_PRIO_INHERIT); }
+static int setup_robust(pthread_mutexattr_t *a) { return pthread_mutexattr_setrobust(a, PTHREAD_MUTEX_ROBUST); }
 
 static void pshared(void) {
   pthread_mutexattr_t a;
@@ -271,7 +398,7 @@ static void pshared(void) {
   expect("pshared trylock by other", other(&ps_m, OP_TRYLOCK), EBUSY);
   expect("pshared unlock", pthread_mutex_unlock(&ps_m), 0);
   expect("pshared trylock+unlock by other", other(&ps_m, OP_TRYLOCK_UNLOCK), 0);
-  expect("pshared trylock by thread while thread holds", between_threads(&ps_m, OP_TRYLOCK), EBUSY);
+  between_threads("pshared trylock+unlock by thread while thread holds", &ps_m, OP_TRYLOCK_UNLOCK, EBUSY);
 
   pthread_t t[4];
   ps_counter = 0;
@@ -288,8 +415,6 @@ static void pshared(void) {
   expect("pshared errorcheck lock", pthread_mutex_lock(&m), 0);
   expect("pshared errorcheck relock", pthread_mutex_lock(&m), EDEADLK);
   expect("pshared errorcheck unlock", pthread_mutex_unlock(&m), 0);
-  expect("pshared errorcheck unlock by thread while thread holds", between_threads(&m, OP_UNLOCK), EPERM);
-  expect("pshared errorcheck trylock by thread while thread holds", between_threads(&m, OP_TRYLOCK), EBUSY);
   expect("pshared errorcheck destroy", pthread_mutex_destroy(&m), 0);
   CHECK(pthread_mutexattr_destroy(&a) == 0);
 }
@@ -303,7 +428,7 @@ static void prio_inherit(void) {
   expect("prio-inherit lock", pthread_mutex_lock(&m), 0);
   expect("prio-inherit trylock by other", other(&m, OP_TRYLOCK), EBUSY);
   expect("prio-inherit unlock", pthread_mutex_unlock(&m), 0);
-  expect("prio-inherit trylock by thread while thread holds", between_threads(&m, OP_TRYLOCK), EBUSY);
+  between_threads("prio-inherit trylock+unlock by thread while thread holds", &m, OP_TRYLOCK_UNLOCK, EBUSY);
   expect("prio-inherit destroy", pthread_mutex_destroy(&m), 0);
   CHECK(pthread_mutexattr_destroy(&a) == 0);
 }
@@ -364,6 +489,29 @@ static void robust(void) {
   CHECK(pthread_mutexattr_destroy(&a) == 0);
 }
 
+/* After robust mutexes on the stack had owners that died (robust() above, whose frame is gone now),
+ * more robust locking by other threads must not write into the memory those mutexes occupied. */
+static pthread_mutex_t robust_g;
+static void *robust_lock_unlock(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 10; i++) {
+    CHECK(pthread_mutex_lock(&robust_g) == 0);
+    CHECK(pthread_mutex_unlock(&robust_g) == 0);
+  }
+  return NULL;
+}
+__attribute__((noinline)) static void robust_stack_intact(void) {
+  volatile unsigned char buf[8192];
+  for (size_t i = 0; i < sizeof buf; i++) buf[i] = 0xA5;
+  pthread_t t[8];
+  for (int i = 0; i < 8; i++) CHECK(pthread_create(&t[i], NULL, robust_lock_unlock, NULL) == 0);
+  for (int i = 0; i < 8; i++) CHECK(pthread_join(t[i], NULL) == 0);
+  int changed = 0;
+  for (size_t i = 0; i < sizeof buf; i++) changed += buf[i] != 0xA5;
+  printf("robust: bytes of an unrelated stack buffer changed by other threads' locking: %d\n", changed);
+  if (changed) failures++;
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   pthread_mutex_t n1 = PTHREAD_MUTEX_INITIALIZER, n2, n3;
@@ -394,7 +542,19 @@ int main(void) {
   destroy_locked();
   pshared();
   prio_inherit();
+  glibc_owner_kinds("pshared", setup_pshared);
+  glibc_owner_kinds("prio-inherit", setup_pi);
+  glibc_owner_kinds("robust", setup_robust);
+  many_pairs("pshared", setup_pshared);
+  many_pairs("prio-inherit", setup_pi);
+  many_pairs("robust", setup_robust);
   robust();
+  pthread_mutexattr_t ra;
+  CHECK(pthread_mutexattr_init(&ra) == 0);
+  CHECK(pthread_mutexattr_setrobust(&ra, PTHREAD_MUTEX_ROBUST) == 0);
+  CHECK(pthread_mutex_init(&robust_g, &ra) == 0);
+  CHECK(pthread_mutexattr_destroy(&ra) == 0);
+  robust_stack_intact();
   printf("failures: %d\n", failures);
   return failures ? 1 : 0;
 }

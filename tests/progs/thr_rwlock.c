@@ -213,11 +213,16 @@ static void errors(void) {
   pthread_t w;
   atomic_store(&waiting_writer_got, 0);
   CHECK(pthread_create(&w, NULL, waiting_writer, &l) == 0);
-  CHECK(usleep(200000) == 0); /* let the writer queue up */
+  /* Once the writer has queued up, new readers are refused: try for up to 2 s (the writer thread
+   * may be slow to start on a loaded machine). */
+  for (int i = 0; i < 200; i++) {
+    CHECK(usleep(10000) == 0);
+    r = pthread_rwlock_tryrdlock(&l);
+    if (r != 0) break;
+    CHECK(pthread_rwlock_unlock(&l) == 0);
+  }
   printf("writer got it while a reader holds: %s\n", atomic_load(&waiting_writer_got) ? "yes" : "no");
-  r = pthread_rwlock_tryrdlock(&l);
   expect("prefer-writer: tryrdlock while a writer waits", r, EBUSY);
-  if (r == 0) CHECK(pthread_rwlock_unlock(&l) == 0);
   release(&h);
   CHECK(pthread_join(w, NULL) == 0);
   printf("writer got it after the reader left: %s\n", atomic_load(&waiting_writer_got) ? "yes" : "no");
