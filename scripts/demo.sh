@@ -18,7 +18,7 @@ cd "$root"
 
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
-if [ "$quick" = 1 ]; then secs=2 warm=1; else secs=6 warm=2; fi
+if [ "$quick" = 1 ]; then secs=1 warm=1 settle=0.2 crawl_n=20; else secs=6 warm=2 settle=0.5 crawl_n=50; fi
 
 # ---- dependencies ---------------------------------------------------------------------------------
 need=()
@@ -145,7 +145,7 @@ stop_server() {
   kill "$srv" 2>/dev/null || true
   wait "$srv" 2>/dev/null || true
   srv=""
-  sleep 0.5 # let TIME_WAIT sockets and freed memory settle between runs
+  sleep "$settle" # let TIME_WAIT sockets and freed memory settle between runs
 }
 
 echo "== echo: thread-per-connection server native, preloaded, and the libev reference"
@@ -173,10 +173,10 @@ for c in 100 1000; do
   done
 done
 
-echo "== crawler: 50 requests that each wait 100 ms server-side"
+echo "== crawler: $crawl_n requests that each wait 100 ms server-side"
 start_server "$bin/http_server" @PORT@ "$www"
-crawl=$(for m in sequential threaded; do taskset -c 1 "$bin/crawler" "$m" 50 127.0.0.1 "$port" "/sleep?ms=100" 2>&1 | tail -1; done
-  taskset -c 1 env LD_PRELOAD="$hook" "$bin/crawler" threaded 50 127.0.0.1 "$port" "/sleep?ms=100" 2>&1 | tail -1 | sed 's/^/preloaded /')
+crawl=$(for m in sequential threaded; do taskset -c 1 "$bin/crawler" "$m" "$crawl_n" 127.0.0.1 "$port" "/sleep?ms=100" 2>&1 | tail -1; done
+  taskset -c 1 env LD_PRELOAD="$hook" "$bin/crawler" threaded "$crawl_n" 127.0.0.1 "$port" "/sleep?ms=100" 2>&1 | tail -1 | sed 's/^/preloaded /')
 echo "$crawl" | sed 's/^/  /'
 stop_server
 
@@ -202,7 +202,7 @@ md=$out/demo.md
       }
     }' "$tsv"
   echo
-  echo "Crawler (50 URLs, each held 100 ms by the server):"
+  echo "Crawler ($crawl_n URLs, each held 100 ms by the server):"
   echo
   echo '```'
   echo "$crawl"
@@ -224,7 +224,7 @@ set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set ylabel "requests/s"
 set yrange [0:*]
-set key top right
+set key below
 plot "$out/echo.dat" using 2:xtic(1) title "thread-per-connection, native", \
      "" using 3 title "same binary, LD_PRELOAD=libhook.so", \
      "" using 4 title "hand-written libev server"
