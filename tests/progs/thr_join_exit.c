@@ -9,28 +9,9 @@
 #include <unistd.h>
 
 #include "progs.h"
+#include "thr_util.h"
 
-static const char *en(int e) {
-  static char buf[32];
-  switch (e) {
-  case 0: return "OK";
-  case EBUSY: return "EBUSY";
-  case EDEADLK: return "EDEADLK";
-  case ETIMEDOUT: return "ETIMEDOUT";
-  case EINVAL: return "EINVAL";
-  case ESRCH: return "ESRCH";
-  default: snprintf(buf, sizeof buf, "E%d", e); return buf;
-  }
-}
 
-static int failures;
-static void expect(const char *what, int got, int want) {
-  printf("%s: %s\n", what, en(got));
-  if (got != want) {
-    fprintf(stderr, "%s: got %s, expected %s\n", what, en(got), en(want));
-    failures++;
-  }
-}
 
 static void wait_flag(_Atomic int *f, int want) {
   for (int i = 0; i < 10000 && atomic_load(f) != want; i++) CHECK(usleep(1000) == 0);

@@ -7,32 +7,9 @@
 #include <unistd.h>
 
 #include "progs.h"
+#include "thr_util.h"
 
-static const char *en(int e) {
-  static char buf[32];
-  switch (e) {
-  case 0: return "OK";
-  case EBUSY: return "EBUSY";
-  case EPERM: return "EPERM";
-  case EDEADLK: return "EDEADLK";
-  case ETIMEDOUT: return "ETIMEDOUT";
-  case EINVAL: return "EINVAL";
-  case EAGAIN: return "EAGAIN";
-  case EOWNERDEAD: return "EOWNERDEAD";
-  case ENOTRECOVERABLE: return "ENOTRECOVERABLE";
-  case ENOTSUP: return "ENOTSUP";
-  default: snprintf(buf, sizeof buf, "E%d", e); return buf;
-  }
-}
 
-static int failures;
-static void expect(const char *what, int got, int want) {
-  printf("%s: %s\n", what, en(got));
-  if (got != want) {
-    fprintf(stderr, "%s: got %s, expected %s\n", what, en(got), en(want));
-    failures++;
-  }
-}
 
 /* ---- run one operation in another thread ---------------------------------------------------------- */
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "progs.h"
+#include "thr_util.h"
 
 #define NREADERS 8
 #define NWRITERS 2
@@ -16,28 +17,7 @@
 #define WRITES 20000
 #define ARRAY 64
 
-static const char *en(int e) {
-  static char buf[32];
-  switch (e) {
-  case 0: return "OK";
-  case EBUSY: return "EBUSY";
-  case EPERM: return "EPERM";
-  case EDEADLK: return "EDEADLK";
-  case ETIMEDOUT: return "ETIMEDOUT";
-  case EINVAL: return "EINVAL";
-  case EAGAIN: return "EAGAIN";
-  default: snprintf(buf, sizeof buf, "E%d", e); return buf;
-  }
-}
 
-static int failures;
-static void expect(const char *what, int got, int want) {
-  printf("%s: %s\n", what, en(got));
-  if (got != want) {
-    fprintf(stderr, "%s: got %s, expected %s\n", what, en(got), en(want));
-    failures++;
-  }
-}
 
 static pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
 static long array[ARRAY];

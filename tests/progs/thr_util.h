@@ -1,0 +1,37 @@
+/* thr_util.h — shared by the thr_* programs: pthread calls return an error number, printed by name;
+ * expect() prints the result (what is compared natively vs preloaded) and counts mismatches. */
+#ifndef THR_UTIL_H
+#define THR_UTIL_H
+
+#include <errno.h>
+#include <stdio.h>
+
+static const char *en(int e) {
+  static char buf[32];
+  switch (e) {
+  case 0: return "OK";
+  case EAGAIN: return "EAGAIN";
+  case EBUSY: return "EBUSY";
+  case EDEADLK: return "EDEADLK";
+  case EINVAL: return "EINVAL";
+  case ENOTRECOVERABLE: return "ENOTRECOVERABLE";
+  case ENOTSUP: return "ENOTSUP";
+  case EOWNERDEAD: return "EOWNERDEAD";
+  case EPERM: return "EPERM";
+  case ESRCH: return "ESRCH";
+  case ETIMEDOUT: return "ETIMEDOUT";
+  default: snprintf(buf, sizeof buf, "E%d", e); return buf;
+  }
+}
+
+static int failures;
+
+static void expect(const char *what, int got, int want) {
+  printf("%s: %s\n", what, en(got));
+  if (got != want) {
+    fprintf(stderr, "%s: got %s, expected %s\n", what, en(got), en(want));
+    failures++;
+  }
+}
+
+#endif
