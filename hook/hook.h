@@ -45,7 +45,9 @@
   X(pthread_rwlock_timedwrlock) X(pthread_rwlock_clockwrlock) X(pthread_rwlock_unlock)              \
   X(pthread_barrier_init) X(pthread_barrier_wait) X(pthread_barrier_destroy) X(sem_init)            \
   X(sem_wait) X(sem_trywait) X(sem_timedwait) X(sem_clockwait) X(sem_post) X(sem_getvalue)          \
-  X(sem_destroy) X(pthread_mutex_destroy) X(pthread_spin_lock) X(epoll_create1) X(epoll_create) X(eventfd) X(timerfd_create) X(signalfd) X(fclose)
+  X(sem_destroy) X(pthread_mutex_destroy) X(pthread_spin_lock) X(pthread_setname_np) X(pthread_getname_np)            \
+  X(pthread_getschedparam) X(pthread_setschedparam) X(pthread_getaffinity_np)                      \
+  X(pthread_setaffinity_np) X(pthread_getcpuclockid) X(pthread_cancel) X(epoll_create1) X(epoll_create) X(eventfd) X(timerfd_create) X(signalfd) X(fclose)
 
 struct ch_real {
 #define CH_REAL_FIELD(n) __typeof__(n) *n;

@@ -5,6 +5,7 @@
  * by a magic word (ch_thread_of) and hand anything else — the main thread, threads made before the
  * pool existed or in COHOOK_THREADS=native mode — to glibc.
  */
+#include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
 
@@ -149,4 +150,57 @@ CH_EXPORT int pthread_spin_lock(pthread_spinlock_t *l) {
     else ch_yield();
   }
   return r;
+}
+
+/* glibc calls that take a pthread_t treat it as their own thread structure; given one of ours they
+ * would read and write far past our allocation. Those a program is likely to use answer here for
+ * coroutine-threads instead: names are kept, scheduling and affinity are those of the process, and
+ * cancellation is refused (ENOTSUP: it is not supported, and pretending would be worse). */
+CH_EXPORT int pthread_setname_np(pthread_t t, const char *name) {
+  ch_coro *co = ch_thread_of(t);
+  if (!co) return REAL(pthread_setname_np)(t, name);
+  if (strlen(name) >= sizeof co->name) return ERANGE;
+  strcpy(co->name, name);
+  return 0;
+}
+
+CH_EXPORT int pthread_getname_np(pthread_t t, char *buf, size_t len) {
+  ch_coro *co = ch_thread_of(t);
+  if (!co) return REAL(pthread_getname_np)(t, buf, len);
+  const char *n = co->name[0] ? co->name : "cohook-thread";
+  if (strlen(n) >= len) return ERANGE;
+  strcpy(buf, n);
+  return 0;
+}
+
+CH_EXPORT int pthread_getschedparam(pthread_t t, int *policy, struct sched_param *param) {
+  if (!ch_thread_of(t)) return REAL(pthread_getschedparam)(t, policy, param);
+  *policy = SCHED_OTHER;
+  param->sched_priority = 0;
+  return 0;
+}
+
+CH_EXPORT int pthread_setschedparam(pthread_t t, int policy, const struct sched_param *param) {
+  if (!ch_thread_of(t)) return REAL(pthread_setschedparam)(t, policy, param);
+  return policy == SCHED_OTHER && param->sched_priority == 0 ? 0 : EPERM;
+}
+
+CH_EXPORT int pthread_getaffinity_np(pthread_t t, size_t size, cpu_set_t *set) {
+  if (!ch_thread_of(t)) return REAL(pthread_getaffinity_np)(t, size, set);
+  return sched_getaffinity(0, size, set) == 0 ? 0 : errno;
+}
+
+CH_EXPORT int pthread_setaffinity_np(pthread_t t, size_t size, const cpu_set_t *set) {
+  if (!ch_thread_of(t)) return REAL(pthread_setaffinity_np)(t, size, set);
+  return 0; /* a coroutine-thread runs where its worker runs */
+}
+
+CH_EXPORT int pthread_getcpuclockid(pthread_t t, clockid_t *clk) {
+  if (!ch_thread_of(t)) return REAL(pthread_getcpuclockid)(t, clk);
+  return ENOTSUP;
+}
+
+CH_EXPORT int pthread_cancel(pthread_t t) {
+  if (!ch_thread_of(t)) return REAL(pthread_cancel)(t);
+  return ENOTSUP;
 }

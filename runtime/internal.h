@@ -122,6 +122,7 @@ struct cohook_coro {
   unsigned nkeys;
   bool is_thread;            /* made by pthread_create: pthread_self()/pthread_exit() are ours */
   _Atomic uint64_t pending_sigs; /* pthread_kill'ed signals not yet handled (bit sig-1) */
+  char name[16];             /* pthread_setname_np */
   void *robust[8];           /* robust glibc mutexes it holds (hook/sync.c), for owner-death */
   unsigned nrobust;
 };
