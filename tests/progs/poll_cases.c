@@ -32,26 +32,6 @@ static void *close_fn(void *arg) {
   return NULL;
 }
 
-struct drain {
-  int fd;
-  long n;
-  pthread_t th;
-};
-
-/* After 100 ms, read n bytes from fd. */
-static void *drain_fn(void *arg) {
-  struct drain *dr = arg;
-  msleep(100);
-  static char buf[65536];
-  long got = 0;
-  while (got < dr->n) {
-    ssize_t r = read(dr->fd, buf, sizeof buf);
-    CHECK(r > 0);
-    got += r;
-  }
-  return NULL;
-}
-
 #define NPIPES 200
 
 int main(void) {

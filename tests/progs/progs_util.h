@@ -181,4 +181,25 @@ static inline void delayed_write_start(struct delayed_write *d, int fd, int dela
 
 static inline void delayed_write_join(struct delayed_write *d) { CHECK(pthread_join(d->th, NULL) == 0); }
 
+struct drain {
+  int fd;
+  long n;
+  pthread_t th;
+};
+
+/* A thread body (poll_cases, select_pipe): after 100 ms, read dr->n bytes from dr->fd, making
+ * room in a full pipe. */
+static inline void *drain_fn(void *arg) {
+  struct drain *dr = arg;
+  msleep(100);
+  static char buf[65536];
+  long got = 0;
+  while (got < dr->n) {
+    ssize_t r = read(dr->fd, buf, sizeof buf);
+    CHECK(r > 0);
+    got += r;
+  }
+  return NULL;
+}
+
 #endif

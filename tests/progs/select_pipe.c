@@ -7,26 +7,6 @@
 
 #include "progs_util.h"
 
-struct drain {
-  int fd;
-  long n;
-  pthread_t th;
-};
-
-/* After 100 ms, read n bytes from fd. */
-static void *drain_fn(void *arg) {
-  struct drain *dr = arg;
-  msleep(100);
-  static char buf[65536];
-  long got = 0;
-  while (got < dr->n) {
-    ssize_t r = read(dr->fd, buf, sizeof buf);
-    CHECK(r > 0);
-    got += r;
-  }
-  return NULL;
-}
-
 /* After 100 ms, send one byte of out-of-band data. */
 static void *oob_fn(void *arg) {
   int fd = *(int *)arg;
