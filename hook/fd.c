@@ -32,10 +32,9 @@ CH_EXPORT int pipe(int p[2]) {
 /* Closing wakes the fd's waiters with EBADF (design.md §3.5) and retires its watcher. */
 CH_EXPORT int close(int fd) {
   if (!ch_tls_bypass) {
-    struct ch_fdinfo *fi = ch_fd_info(fd);
     /* The runtime's own fds are not open as far as the program knows (a daemon closing every fd
      * up to the limit must not take the event loop with it): answer as for a closed number. */
-    if (fi && atomic_load(&fi->kind) == CH_FD_INTERNAL) return (int)ch_ret(-EBADF);
+    if (ch_fd_is_internal(fd)) return (int)ch_ret(-EBADF);
     ch_fd_closed(fd);
   }
   return REAL(close)(fd);
@@ -67,23 +66,14 @@ CH_EXPORT int dup3(int fd, int to, int flags) {
 }
 
 static int do_fcntl(int fd, int cmd, void *arg) {
-  struct ch_fdinfo *fi = ch_fd_info(fd);
   switch (cmd) {
     case F_SETFL: {
       int r = REAL(fcntl)(fd, cmd, arg);
-      if (r == 0 && fi && ch_fd_classify(fd, fi) >= 0) {
-        int fl = (int)(intptr_t)arg;
-        atomic_store(&fi->user_nonblock, (fl & O_NONBLOCK) != 0);
-        atomic_store(&fi->fl, fl);
-      }
+      if (r == 0) ch_fd_set_flags(fd, (int)(intptr_t)arg);
       return r;
     }
-    case F_GETFL: {
-      int r = REAL(fcntl)(fd, cmd);
-      /* Our transient O_NONBLOCK (another coroutine inside accept/connect) is not the program's. */
-      if (r >= 0 && fi && atomic_load(&fi->toggles) && !atomic_load(&fi->user_nonblock)) r &= ~O_NONBLOCK;
-      return r;
-    }
+    case F_GETFL: /* our transient O_NONBLOCK (accept/connect in progress) is not the program's */
+      return ch_fd_user_flags(fd, REAL(fcntl)(fd, cmd));
     case F_DUPFD:
     case F_DUPFD_CLOEXEC: {
       int r = REAL(fcntl)(fd, cmd, arg);
@@ -119,14 +109,7 @@ CH_EXPORT int ioctl(int fd, unsigned long req, ...) {
   void *arg = va_arg(ap, void *);
   va_end(ap);
   int r = REAL(ioctl)(fd, req, arg);
-  if (r == 0 && req == FIONBIO && arg) {
-    struct ch_fdinfo *fi = ch_fd_info(fd);
-    if (fi && ch_fd_classify(fd, fi) >= 0) {
-      bool nb = *(int *)arg != 0;
-      atomic_store(&fi->user_nonblock, nb);
-      atomic_store(&fi->fl, nb ? (atomic_load(&fi->fl) | O_NONBLOCK) : (atomic_load(&fi->fl) & ~O_NONBLOCK));
-    }
-  }
+  if (r == 0 && req == FIONBIO && arg) ch_fd_set_nonblock(fd, *(int *)arg != 0);
   return r;
 }
 

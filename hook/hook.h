@@ -57,12 +57,18 @@ struct ch_real {
 extern struct ch_real ch_real;
 void ch_real_init(void);
 
+/* signal.c: run the program's handler on the current coroutine (the runtime's run_handler upcall);
+ * whether sig's handler was installed with SA_RESTART. */
+bool ch_hook_run_handler(int sig);
+bool ch_sig_restarts(int sig);
+
 /* The real function; resolved on first use if a hook runs before our constructor (another library's
  * constructor may already do I/O). */
 #define REAL(n) (CH_LIKELY(ch_real.n != NULL) ? ch_real.n : (ch_real_init(), ch_real.n))
 
 /* The one place where a runtime result becomes the libc convention. */
 static inline long ch_ret(long r) {
+  CH_ASSERT(r >= -4095); /* the runtime's internal codes (CH_E_*) never reach the program */
   if (CH_UNLIKELY(r < 0)) {
     errno = (int)-r;
     return -1;

@@ -7,7 +7,7 @@
 CH_EXPORT ssize_t read(int fd, void *buf, size_t n) {
   struct iovec v = {buf, n};
   long q = ch_io_read_unclassified(fd, &v, 1);
-  if (q != -EAGAIN) return ch_ret(q);
+  if (q != CH_E_PASS) return ch_ret(q);
   struct ch_fdinfo *fi = ch_io_fd(fd);
   if (!fi) return REAL(read)(fd, buf, n);
   return ch_ret(ch_io_read(fd, fi, buf, n));
@@ -21,7 +21,7 @@ CH_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen) {
 
 CH_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt) {
   long q = ch_io_read_unclassified(fd, iov, cnt);
-  if (q != -EAGAIN) return ch_ret(q);
+  if (q != CH_E_PASS) return ch_ret(q);
   struct ch_fdinfo *fi = ch_io_fd(fd);
   if (!fi) return REAL(readv)(fd, iov, cnt);
   return ch_ret(ch_io_readv(fd, fi, iov, cnt));

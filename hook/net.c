@@ -105,13 +105,8 @@ CH_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
   /* SO_RCVTIMEO_NEW/SO_SNDTIMEO_NEW (66/67) take a 64-bit timeval: the same layout on our ABIs. */
   bool rcv = name == SO_RCVTIMEO || name == 66, snd = name == SO_SNDTIMEO || name == 67;
   if (r == 0 && level == SOL_SOCKET && (rcv || snd) && len >= sizeof(struct timeval)) {
-    struct ch_fdinfo *fi = ch_fd_info(fd);
-    if (fi) {
-      const struct timeval *tv = val;
-      int64_t ns = (int64_t)tv->tv_sec * 1000000000 + (int64_t)tv->tv_usec * 1000;
-      ch_fd_classify(fd, fi);
-      atomic_store(rcv ? &fi->rcvtimeo_ns : &fi->sndtimeo_ns, ns);
-    }
+    const struct timeval *tv = val;
+    ch_fd_set_timeo(fd, rcv, (int64_t)tv->tv_sec * 1000000000 + (int64_t)tv->tv_usec * 1000);
   }
   return r;
 }

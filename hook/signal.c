@@ -32,8 +32,9 @@ static void wrapper(int sig, siginfo_t *si, void *uc) {
   ch_tls_bypass--;
 }
 
-/* Run the program's handler for a pthread_kill'ed coroutine-thread, on that coroutine. */
-static bool run_handler(int sig) {
+/* Run the program's handler for a pthread_kill'ed coroutine-thread, on that coroutine (an upcall:
+ * real.c registers it with the runtime). */
+bool ch_hook_run_handler(int sig) {
   if (sig <= 0 || sig >= _NSIG || !atomic_load(&wrapped[sig])) {
     struct sigaction k;
     REAL(sigaction)(sig, NULL, &k);
@@ -57,8 +58,6 @@ static bool run_handler(int sig) {
   errno = saved;
   return (a.sa_flags & SA_RESTART) != 0;
 }
-
-__attribute__((constructor(103))) static void signal_init(void) { ch_run_handler = run_handler; }
 
 bool ch_sig_restarts(int sig) {
   return sig > 0 && sig < _NSIG && atomic_load(&wrapped[sig]) && (prog[sig].sa_flags & SA_RESTART);

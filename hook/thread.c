@@ -102,8 +102,6 @@ CH_EXPORT int pthread_getattr_np(pthread_t t, pthread_attr_t *attr) {
 
 /* The kernel cannot single out a coroutine-thread: the runtime delivers the signal itself — the
  * handler runs on the target, and its blocking call ends with EINTR where a thread's would. */
-bool ch_sig_restarts(int sig);
-
 CH_EXPORT int pthread_kill(pthread_t t, int sig) {
   ch_coro *co = ch_thread_of(t);
   if (!co) return REAL(pthread_kill)(t, sig);
@@ -139,17 +137,10 @@ CH_EXPORT void *pthread_getspecific(pthread_key_t key) { return ch_key_get(key);
 CH_EXPORT int pthread_setspecific(pthread_key_t key, const void *val) { return -ch_key_set(key, val); }
 #pragma GCC diagnostic pop
 
-/* A spinlock held by a coroutine that sleeps would be spun on forever by another coroutine of the
- * same worker: spin with yields instead. */
+/* Spin-then-yield on a worker (gsync.c): a spinlock holder that parked would be spun on forever. */
 CH_EXPORT int pthread_spin_lock(pthread_spinlock_t *l) {
-  struct ch_sched *s = ch_sched_peek();
-  if (!s || !s->is_worker || ch_tls_bypass) return REAL(pthread_spin_lock)(l);
-  int r;
-  for (unsigned i = 0; (r = pthread_spin_trylock(l)) == EBUSY; i++) {
-    if (i < 64) ch_cpu_relax();
-    else ch_yield();
-  }
-  return r;
+  if (ch_tls_bypass) return REAL(pthread_spin_lock)(l);
+  return ch_spin_lock(l);
 }
 
 /* glibc calls that take a pthread_t treat it as their own thread structure; given one of ours they

@@ -25,7 +25,7 @@ CH_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem) {
   uint64_t deadline = ch_deadline_after(ts_ns(req));
   long r = ch_io_sleep_until(deadline);
   if (r == -EINTR && rem) ns_ts((int64_t)(deadline - ch_now_ns()), rem);
-  if (r == -EAGAIN) return REAL(nanosleep)(req, rem); /* no scheduler could be made: block */
+  if (r == CH_E_NOSCHED) return REAL(nanosleep)(req, rem); /* no scheduler serves here: block */
   return (int)ch_ret(r);
 }
 
@@ -58,7 +58,7 @@ CH_EXPORT int clock_nanosleep(clockid_t clk, int flags, const struct timespec *r
   }
   uint64_t deadline = rel <= 0 ? ch_now_ns() : ch_deadline_after(rel);
   long r = ch_io_sleep_until(deadline);
-  if (r == -EAGAIN) return REAL(clock_nanosleep)(clk, flags, req, rem);
+  if (r == CH_E_NOSCHED) return REAL(clock_nanosleep)(clk, flags, req, rem);
   if (r == -EINTR) {
     if (rem && !(flags & TIMER_ABSTIME)) ns_ts((int64_t)(deadline - ch_now_ns()), rem);
     return EINTR;

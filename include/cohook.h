@@ -86,7 +86,9 @@ COHOOK_API int cohook_wait_fd(int fd, int events, int64_t timeout_ns);
  */
 COHOOK_API int cohook_close(int fd);
 
-/* The calling coroutine (a thread's main coroutine counts as one). Never NULL. */
+/* The calling coroutine (a thread's main coroutine counts as one). NULL only when this thread has no
+ * scheduler and none can be made (out of file descriptors or memory) — then no cohook_* call that
+ * waits can serve this thread either. */
 COHOOK_API cohook_coro_t *cohook_self(void);
 
 /*

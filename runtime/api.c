@@ -2,10 +2,13 @@
  * api.c — the exported cohook_* functions: argument checks, then the runtime. Nothing else here.
  */
 #include <stdlib.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "internal.h"
+#include "sys.h"
+
+/* The public API speaks errno values only: "no scheduler can serve this here" is EAGAIN, as for
+ * pthread_create out of resources. */
+static int api_ret(int r) { return r == CH_E_NOSCHED ? -EAGAIN : r; }
 
 CH_EXPORT int cohook_spawn_ex(cohook_coro_t **out, cohook_fn fn, void *arg,
                               const cohook_spawn_opts_t *opts) {
@@ -13,7 +16,7 @@ CH_EXPORT int cohook_spawn_ex(cohook_coro_t **out, cohook_fn fn, void *arg,
   size_t stack = opts ? opts->stack_size : 0;
   bool detached = opts && opts->detached;
   if (!detached && !out) return -EINVAL; /* a joinable coroutine nobody can join would leak */
-  return ch_spawn(out, fn, arg, stack, detached);
+  return api_ret(ch_spawn(out, fn, arg, stack, detached));
 }
 
 CH_EXPORT int cohook_spawn(cohook_coro_t **out, cohook_fn fn, void *arg) {
@@ -22,7 +25,7 @@ CH_EXPORT int cohook_spawn(cohook_coro_t **out, cohook_fn fn, void *arg) {
 
 CH_EXPORT int cohook_join(cohook_coro_t *co, void **retval) {
   if (!co) return -EINVAL;
-  return ch_join(co, retval);
+  return api_ret(ch_join(co, retval));
 }
 
 CH_EXPORT int cohook_detach(cohook_coro_t *co) {
@@ -33,18 +36,18 @@ CH_EXPORT int cohook_detach(cohook_coro_t *co) {
 CH_EXPORT void cohook_yield(void) { ch_yield(); }
 
 CH_EXPORT int cohook_sleep_ns(uint64_t ns) {
-  return ch_sleep_until(ch_deadline_after(ns > INT64_MAX ? INT64_MAX : (int64_t)ns));
+  return api_ret(ch_sleep_until(ch_deadline_after(ns > INT64_MAX ? INT64_MAX : (int64_t)ns)));
 }
 
 CH_EXPORT int cohook_wait_fd(int fd, int events, int64_t timeout_ns) {
   if (events & ~(COHOOK_READABLE | COHOOK_WRITABLE) || !events) return -EINVAL;
-  return ch_fd_wait(fd, events, ch_deadline_after(timeout_ns));
+  return api_ret(ch_fd_wait(fd, events, ch_deadline_after(timeout_ns)));
 }
 
 CH_EXPORT int cohook_close(int fd) {
   ch_fd_closed(fd);
   /* The raw syscall: with libhook.so preloaded, close() would do the bookkeeping a second time. */
-  return syscall(SYS_close, fd) == 0 ? 0 : -errno;
+  return (int)ch_sys(SYS_close, fd, 0, 0);
 }
 
 CH_EXPORT cohook_coro_t *cohook_self(void) {
@@ -73,7 +76,7 @@ CH_EXPORT int cohook_map(cohook_fn fn, void **items, void **results, size_t n, s
   if (!fn) return -EINVAL;
   if (n == 0) return 0;
   size_t k = concurrency && concurrency < n ? concurrency : n;
-  cohook_coro_t **workers = malloc(k * sizeof *workers);
+  cohook_coro_t **workers = ch_alloc(k * sizeof *workers);
   if (!workers) return -ENOMEM;
   struct map_job job = {.fn = fn, .items = items, .results = results, .n = n};
   size_t started = 0;
@@ -83,6 +86,6 @@ CH_EXPORT int cohook_map(cohook_fn fn, void **items, void **results, size_t n, s
     if (rc < 0) break;
   }
   for (size_t i = 0; i < started; i++) ch_join(workers[i], NULL);
-  free(workers);
-  return started ? 0 : rc;
+  ch_free(workers);
+  return started ? 0 : api_ret(rc);
 }

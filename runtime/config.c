@@ -15,12 +15,22 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "sys.h"
 
 #define CH_DEFAULT_STACK (256u * 1024u)
 #define CH_MIN_STACK (16u * 1024u) /* glibc's PTHREAD_STACK_MIN */
 #define CH_MAX_STACK (1024u * 1024u * 1024u)
 
 struct ch_config ch_config = {.stack_size = CH_DEFAULT_STACK, .stack_size_text = "262144 (default)"};
+
+#ifdef CH_DEBUG_ASSERT
+void ch_assert_fail(const char *cond, const char *file, int line) {
+  char buf[320];
+  int n = snprintf(buf, sizeof buf, "cohook: internal invariant broken at %s:%d: %s\n", file, line, cond);
+  ch_write_err(buf, n > 0 && (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+  abort();
+}
+#endif
 
 void ch_die(const char *fmt, ...) {
   char buf[512];
@@ -31,9 +41,9 @@ void ch_die(const char *fmt, ...) {
   if (n < 0) n = 0;
   if ((size_t)n > sizeof buf - 2) n = sizeof buf - 2;
   buf[n++] = '\n';
-  /* write(2) directly: stdio may not be usable this early, and this must reach the user. */
-  ssize_t w = write(2, buf, (size_t)n);
-  (void)w;
+  /* Straight to the kernel: stdio may not be usable this early, a hooked write() could park, and
+   * this must reach the user. */
+  ch_write_err(buf, (size_t)n);
   _exit(1);
 }
 

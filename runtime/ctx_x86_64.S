@@ -100,8 +100,9 @@ ch_ctx_make:
         movq    %rdi, %rax
         andq    $-16, %rax              /* align the top down to 16                                */
         subq    $16, %rax               /* 16 bytes of headroom above the frame: after ch_ctx_start is
-                                           entered by `ret`, rsp = frame+64 ≡ 0 (mod 16), and the
-                                           `call` below then gives entry the ABI's ≡ 8 (mod 16)    */
+                                           entered by ch_ctx_jump's pop+jmp, rsp = frame+64 ≡ 0
+                                           (mod 16), and the `call` below then gives entry the
+                                           ABI's ≡ 8 (mod 16)                                      */
         subq    $64, %rax               /* the frame itself                                        */
         stmxcsr (%rax)                  /* a new coroutine inherits the creator's FP control state,
                                            as a new thread inherits its creator's (clone copies it) */
@@ -113,12 +114,12 @@ ch_ctx_make:
         movq    $0, 40(%rax)            /* rbx                                                     */
         movq    $0, 48(%rax)            /* rbp = 0: frame-pointer unwinders stop here              */
         leaq    ch_ctx_start(%rip), %rcx
-        movq    %rcx, 56(%rax)          /* return address = trampoline                             */
+        movq    %rcx, 56(%rax)          /* resume address = trampoline (popped and jumped to)      */
         ret                             /* rax = saved stack pointer for ch_ctx_jump's to_sp       */
         .cfi_endproc
         .size   ch_ctx_make, .-ch_ctx_make
 
-/* Trampoline: entered by ch_ctx_jump's `ret` with rdi = arg, r12 = entry, rsp ≡ 0 (mod 16). */
+/* Trampoline: entered by ch_ctx_jump's pop+jmp with rdi = arg, r12 = entry, rsp ≡ 0 (mod 16). */
         .type   ch_ctx_start, @function
         .p2align 4
 ch_ctx_start:

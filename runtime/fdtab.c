@@ -4,7 +4,8 @@
  *
  * The table is two-level (chunks of CH_FD_CHUNK entries, allocated on first touch) so that a process
  * allowed a million fds pays only for the ranges it uses. Entries are read without locks on every
- * hooked call; fields are small atomics and writers are the hooks that create, change or close fds.
+ * hooked call; fields are small atomics, and this file is their only writer: the hooks that create,
+ * change or close fds call the setters here.
  *
  * The generation: every close and every creation of an fd through the hooks bumps it. A libev watcher
  * remembers the generation it was registered under (loop.c); a mismatch means the fd number now names
@@ -30,13 +31,13 @@ struct ch_fdinfo *ch_fd_info(int fd) {
   if (CH_UNLIKELY(fd < 0 || fd >= CH_FD_CHUNK * CH_FD_CHUNKS)) return NULL;
   struct ch_fdinfo *c = atomic_load_explicit(&chunks[fd / CH_FD_CHUNK], memory_order_acquire);
   if (CH_UNLIKELY(!c)) {
-    struct ch_fdinfo *fresh = calloc(CH_FD_CHUNK, sizeof *fresh);
+    struct ch_fdinfo *fresh = ch_alloc(CH_FD_CHUNK * sizeof *fresh);
     if (!fresh) return NULL;
     if (atomic_compare_exchange_strong_explicit(&chunks[fd / CH_FD_CHUNK], &c, fresh, memory_order_acq_rel,
                                                 memory_order_acquire))
       c = fresh;
     else
-      free(fresh); /* another thread won the race; c now holds its chunk */
+      ch_free(fresh); /* another thread won the race; c now holds its chunk */
   }
   return &c[fd % CH_FD_CHUNK];
 }
@@ -116,7 +117,7 @@ int ch_fd_make_internal(int fd) {
    * soft limit, so the program's own allocations are never refused because of us. */
   struct rlimit rl;
   long base = 1024;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128)
+  if (ch_sys4(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128)
     base = (long)rl.rlim_cur - 64 < 100000 ? (long)rl.rlim_cur - 64 : 100000;
   long hi = ch_sys(SYS_fcntl, fd, F_DUPFD_CLOEXEC, base);
   if (hi >= 0) {
@@ -129,6 +130,11 @@ int ch_fd_make_internal(int fd) {
     atomic_store_explicit(&fi->kind, CH_FD_INTERNAL, memory_order_release);
   }
   return fd;
+}
+
+bool ch_fd_is_internal(int fd) {
+  struct ch_fdinfo *fi = ch_fd_info(fd);
+  return fi && atomic_load_explicit(&fi->kind, memory_order_relaxed) == CH_FD_INTERNAL;
 }
 
 void ch_fd_forget(int fd) {
@@ -191,6 +197,34 @@ void ch_fd_nonblock_release(int fd, struct ch_fdinfo *fi) {
   if (atomic_fetch_sub_explicit(&fi->toggles, 1, memory_order_relaxed) == 1)
     ch_sys(SYS_fcntl, fd, F_SETFL, atomic_load(&fi->fl) & ~O_NONBLOCK);
   atomic_store_explicit(&fi->toggle_lock, 0, memory_order_release);
+}
+
+void ch_fd_set_flags(int fd, int flags) {
+  struct ch_fdinfo *fi = ch_fd_info(fd);
+  if (!fi || ch_fd_classify(fd, fi) < 0) return;
+  atomic_store_explicit(&fi->fl, flags, memory_order_relaxed);
+  atomic_store_explicit(&fi->user_nonblock, (flags & O_NONBLOCK) != 0, memory_order_relaxed);
+}
+
+void ch_fd_set_nonblock(int fd, bool nonblock) {
+  struct ch_fdinfo *fi = ch_fd_info(fd);
+  if (!fi || ch_fd_classify(fd, fi) < 0) return;
+  int fl = atomic_load_explicit(&fi->fl, memory_order_relaxed);
+  atomic_store_explicit(&fi->fl, nonblock ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK), memory_order_relaxed);
+  atomic_store_explicit(&fi->user_nonblock, nonblock, memory_order_relaxed);
+}
+
+void ch_fd_set_timeo(int fd, bool rcv, int64_t ns) {
+  struct ch_fdinfo *fi = ch_fd_info(fd);
+  if (!fi) return;
+  atomic_store_explicit(rcv ? &fi->rcvtimeo_ns : &fi->sndtimeo_ns, ns, memory_order_relaxed);
+}
+
+int ch_fd_user_flags(int fd, int kernel_flags) {
+  struct ch_fdinfo *fi = ch_fd_info(fd);
+  if (kernel_flags >= 0 && fi && atomic_load(&fi->toggles) && !atomic_load(&fi->user_nonblock))
+    kernel_flags &= ~O_NONBLOCK;
+  return kernel_flags;
 }
 
 void ch_fd_accepted(int lfd, int fd, int flags) {

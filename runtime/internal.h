@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "cohook.h"
+#include "platform.h"
 
 #define CH_EXPORT __attribute__((visibility("default")))
 #define CH_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -24,6 +25,22 @@
 #define CH_TLS __thread __attribute__((tls_model("initial-exec")))
 
 #define CH_NO_DEADLINE UINT64_MAX
+
+/* Invariants are asserted in debug builds (COHOOK_ASSERT, on in Debug and sanitizer builds): one
+ * line on stderr naming the file, line and condition, then abort. Free in release builds. */
+#ifdef CH_DEBUG_ASSERT
+void ch_assert_fail(const char *cond, const char *file, int line) __attribute__((noreturn));
+#define CH_ASSERT(c) ((c) ? (void)0 : ch_assert_fail(#c, __FILE__, __LINE__))
+#else
+#define CH_ASSERT(c) ((void)0)
+#endif
+
+/* Internal results beyond the errno range (-4095..-1). They never reach the program: the hook layer
+ * acts on them, and ch_ret() asserts that what it converts is a real errno. */
+#define CH_E_NOSCHED (-5001) /* no scheduler can serve this wait here (none could be made, or the runtime
+                                is re-entered from inside itself): do what the native call would do */
+#define CH_E_CHANGED (-5002) /* parking lot: the word no longer held the expected value */
+#define CH_E_PASS (-5003)    /* not ours to emulate: take the usual (libc) path */
 
 /* ---- ctx_<arch>.S: the context switch ---------------------------------------------------------- */
 
@@ -49,6 +66,17 @@ void ch_config_load(void);
 /* Parse a byte count with an optional K/M/G suffix; -EINVAL / -ERANGE. Exposed for unit tests. */
 int ch_parse_size(const char *text, size_t *out);
 void ch_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+/* ---- mem.c: the runtime's own memory (never the program's allocator; see mem.c) ------------------ */
+
+void *ch_alloc(size_t n); /* zeroed; NULL when out of memory */
+void *ch_realloc(void *p, size_t n);
+void ch_free(void *p);
+size_t ch_alloc_size(const void *p);
+/* p (not NULL) came from ch_alloc. Reads the 16 bytes before p: only for pointers that came from some
+ * allocator (libev's blocks made before we gave it ours, see loop.c). */
+bool ch_mem_owns(const void *p);
+void ch_mem_after_fork(void);
 
 /* ---- lock.h-style tiny futex lock (the runtime never calls pthread_mutex_*: issue 4 hooks them) --- */
 
@@ -101,63 +129,71 @@ struct ch_keyval {
   void *val;
 };
 
+/* Field ownership (who may touch it, as libev's ev.h tags its watcher fields):
+ *   [sched]  the scheduler thread the coroutine belongs to (co->sched's thread), only;
+ *   [self]   the coroutine itself, while running;
+ *   [atomic] any thread, with atomics;
+ *   [const]  written before the coroutine is published, read-only afterwards. */
 struct cohook_coro {
-  void *sp;                  /* saved stack pointer while not running */
-  uint64_t magic;            /* CH_CORO_MAGIC while the handle is valid */
-  struct ch_sched *sched;    /* the one thread this coroutine ever runs on */
-  struct cohook_coro *next;  /* run queue / inbox link */
-  _Atomic int park;          /* CH_RUNNING, CH_PARKED, or the CH_WAKE_* that claimed the wake-up */
-  int saved_errno;           /* errno is per OS thread in libc; we keep one per coroutine */
-  _Atomic int join_state;    /* CH_JOINABLE ... */
-  _Atomic(struct cohook_coro *) joiner;
-  cohook_fn fn;
-  void *arg;
-  void *retval;
-  struct ch_stack stack;     /* lo == NULL for a thread's main coroutine */
-  void *asan_fake_stack;
-  uint64_t id;
-  int intr;                  /* CH_INTR_*: set by io.c around its waits */
-  unsigned park_seq;         /* counts parks, so a late signal cannot interrupt a later call */
-  struct ch_keyval *keys;    /* pthread_key values of a coroutine thread (thread.c) */
-  unsigned nkeys;
-  bool is_thread;            /* made by pthread_create: pthread_self()/pthread_exit() are ours */
-  _Atomic uint64_t pending_sigs; /* pthread_kill'ed signals not yet handled (bit sig-1) */
-  char name[16];             /* pthread_setname_np */
-  void *robust[8];           /* robust glibc mutexes it holds (hook/sync.c), for owner-death */
-  unsigned nrobust;
+  void *sp;                  /* [sched] saved stack pointer while not running */
+  uint64_t magic;            /* [const] CH_CORO_MAGIC while the handle is valid (0 once released) */
+  struct ch_sched *sched;    /* [const] the one thread this coroutine ever runs on */
+  struct cohook_coro *next;  /* [sched] run queue link; inbox link under the target's inbox_lock */
+  _Atomic int park;          /* [atomic] CH_RUNNING, CH_PARKED, or the CH_WAKE_* that claimed the wake-up */
+  int saved_errno;           /* [sched] errno is per OS thread in libc; we keep one per coroutine */
+  _Atomic int join_state;    /* [atomic] CH_JOINABLE ... */
+  _Atomic(struct cohook_coro *) joiner; /* [atomic] */
+  cohook_fn fn;              /* [const] */
+  void *arg;                 /* [const] */
+  void *retval;              /* [self] until exit, then read by the joiner */
+  struct ch_stack stack;     /* [sched] lo == NULL for a thread's main coroutine */
+  void *asan_fake_stack;     /* [sched] */
+  uint64_t id;               /* [const] */
+  int intr;                  /* [self] CH_INTR_*: set by io.c around its waits; read by signallers */
+  unsigned park_seq;         /* [self] counts parks, so a late signal cannot interrupt a later call */
+  struct ch_keyval *keys;    /* [self] pthread_key values of a coroutine thread (thread.c) */
+  unsigned nkeys;            /* [self] */
+  bool is_thread;            /* [const] made by pthread_create: pthread_self()/pthread_exit() are ours */
+  _Atomic uint64_t pending_sigs; /* [atomic] pthread_kill'ed signals not yet handled (bit sig-1) */
+  char name[16];             /* [self] pthread_setname_np (racy by nature, as glibc's) */
+  void *robust[8];           /* [self] robust glibc mutexes it holds (gsync.c), for owner-death */
+  unsigned nrobust;          /* [self] */
 };
 typedef struct cohook_coro ch_coro;
 
 #define CH_STACK_CACHE 64
 
+/* Field ownership: [thread] only the OS thread that owns this scheduler (the one whose ch_tls_sched it
+ * is); [inbox_lock] under that lock, from any thread; [atomic] any thread, with atomics; [handler]
+ * written by a signal handler on the owning thread. */
 struct ch_sched {
-  ch_coro main;              /* the thread's own stack */
-  ch_coro zombie;            /* "current" while a finished coroutine picks its successor */
-  ch_coro *current;
-  ch_coro *runq_head, *runq_tail;
-  size_t round_left;         /* hand-offs until the next look at I/O while the run queue is busy */
-  struct ch_loop *loop;      /* loop.c (libev) */
+  ch_coro main;              /* [thread] the thread's own stack */
+  ch_coro zombie;            /* [thread] "current" while a finished coroutine picks its successor */
+  ch_coro *current;          /* [thread] */
+  ch_coro *runq_head, *runq_tail; /* [thread] */
+  size_t round_left;         /* [thread] hand-offs until the next look at I/O while the run queue is busy */
+  struct ch_loop *loop;      /* [thread] loop.c (libev); ch_loop_notify alone is callable from any thread */
   /* timer min-heap of deadlines */
-  struct ch_timer **heap;
-  size_t heap_len, heap_cap;
+  struct ch_timer **heap;    /* [thread] */
+  size_t heap_len, heap_cap; /* [thread] */
   /* cross-thread wake-ups: other threads push here, then poke the loop */
   ch_lock_t inbox_lock;
-  ch_coro *inbox_head, *inbox_tail;
-  _Atomic int inbox_nonempty;
+  ch_coro *inbox_head, *inbox_tail; /* [inbox_lock] */
+  _Atomic int inbox_nonempty;       /* [atomic] a hint; the list under the lock is the truth */
   /* a finished coroutine's stack, released by whoever runs next (a stack cannot free itself) */
-  struct ch_stack dead_stack;
-  bool has_dead;
-  void *dead_sp_sink;
-  struct ch_stack cache[CH_STACK_CACHE];
-  int ncache;
-  void *altstack;
-  size_t altstack_size;
-  const void *main_stack_lo; /* thread stack bounds, learned from ASan's fiber API */
-  size_t main_stack_size;
-  volatile unsigned sig_seq; /* set by a signal handler: interrupt main's park number sig_seq-1 */
-  _Atomic long load;         /* live coroutines placed here: workers are picked by it */
-  bool is_worker;
-  uint64_t nswitch;
+  struct ch_stack dead_stack; /* [thread] */
+  bool has_dead;             /* [thread] */
+  void *dead_sp_sink;        /* [thread] */
+  struct ch_stack cache[CH_STACK_CACHE]; /* [thread] */
+  int ncache;                /* [thread] */
+  void *altstack;            /* [thread] */
+  size_t altstack_size;      /* [thread] */
+  const void *main_stack_lo; /* [thread] thread stack bounds, learned from ASan's fiber API */
+  size_t main_stack_size;    /* [thread] */
+  volatile unsigned sig_seq; /* [handler] interrupt main's park number sig_seq-1 */
+  _Atomic long load;         /* [atomic] live coroutines placed here: workers are picked by it */
+  bool is_worker;            /* [thread] written once before the worker is published */
+  uint64_t nswitch;          /* [thread] */
 };
 
 extern CH_TLS struct ch_sched *ch_tls_sched;
@@ -178,8 +214,6 @@ int ch_join(ch_coro *co, void **retval);
 int ch_join_until(ch_coro *co, void **retval, uint64_t deadline);
 /* End the calling coroutine now with retval (pthread_exit). Never returns. */
 void ch_coro_exit_now(void *retval) __attribute__((noreturn));
-/* Hook for thread.c: runs at the end of every coroutine made by pthread_create (key destructors). */
-extern void (*ch_thread_exit_hook)(ch_coro *co);
 int ch_detach(ch_coro *co);
 void ch_yield(void);
 
@@ -217,6 +251,8 @@ static inline uint64_t ch_deadline_after(int64_t timeout_ns) {
 
 enum { CH_FD_UNKNOWN = 0, CH_FD_SOCKET, CH_FD_PIPE, CH_FD_CHR, CH_FD_ANON, CH_FD_FILE, CH_FD_INTERNAL };
 
+/* Ownership: any thread reads these lock-free on every hooked call; only fdtab.c writes them (the
+ * hooks call its setters), so what "the program's view of this fd" means is decided in one file. */
 struct ch_fdinfo {
   _Atomic uint8_t kind;          /* CH_FD_* */
   _Atomic uint8_t user_nonblock; /* the program's own O_NONBLOCK, as it would read it with F_GETFL */
@@ -243,6 +279,7 @@ void ch_fd_accepted(int listen_fd, int fd, int flags);
 /* Take the runtime's own fd (libev's epoll and eventfd, our timerfd) out of the program's way: move
  * it high, mark it internal (the program's close() cannot reach it). Returns the fd to use. */
 int ch_fd_make_internal(int fd);
+bool ch_fd_is_internal(int fd);
 /* Re-read what another fd or process may have changed on a shared description: O_NONBLOCK and the
  * socket timeouts. */
 void ch_fd_refresh(int fd, struct ch_fdinfo *fi);
@@ -250,6 +287,13 @@ void ch_fd_dup(int oldfd, int newfd);
 void ch_fd_forget(int fd);
 void ch_fd_nonblock_hold(int fd, struct ch_fdinfo *fi);
 void ch_fd_nonblock_release(int fd, struct ch_fdinfo *fi);
+/* The program changed the fd's file status flags (F_SETFL) or FIONBIO: record its view. */
+void ch_fd_set_flags(int fd, int flags);
+void ch_fd_set_nonblock(int fd, bool nonblock);
+/* The program set SO_RCVTIMEO / SO_SNDTIMEO (ns, 0 = none). */
+void ch_fd_set_timeo(int fd, bool rcv, int64_t ns);
+/* F_GETFL as the program must see it: our transient O_NONBLOCK (accept/connect) taken out. */
+int ch_fd_user_flags(int fd, int kernel_flags);
 
 static inline void ch_cpu_relax(void) {
 #if defined(__x86_64__)
@@ -261,17 +305,24 @@ static inline void ch_cpu_relax(void) {
 
 /* ---- parklot.c: futex-like waiting for coroutines, keyed by address ------------------------------ */
 
-/* Park while *addr == expected (checked under the bucket lock). 0 woken, -EAGAIN value differed,
- * -ETIMEDOUT, -EINTR (intr as CH_INTR_*). */
+/* Park while *addr == expected (checked under the bucket lock). 0 woken, CH_E_CHANGED value
+ * differed, -ETIMEDOUT, -EINTR (intr as CH_INTR_*). Where no scheduler can serve the wait (none can
+ * be made, the runtime is re-entered from inside itself, ch_tls_bypass), it waits natively with a
+ * futex on addr, which ch_pl_wake also wakes: never recursion, never a spin. */
 int ch_pl_wait32(const _Atomic uint32_t *addr, uint32_t expected, uint64_t deadline, int intr);
 int ch_pl_wake(const void *addr, int n); /* wake up to n waiters on addr; returns how many */
 bool ch_pl_has_waiters(const void *addr);
+void ch_pl_after_fork(void); /* fork() child: the parent's waiters are gone */
 
 /* ---- worker.c: the M:N worker pool --------------------------------------------------------------- */
 
 /* The least-loaded worker's scheduler, starting the pool on first use; NULL if it cannot start. */
 struct ch_sched *ch_worker_pick(void);
 int ch_worker_count(void);
+/* In a fork() child: the parent's workers do not exist here; the next pthread_create starts a new
+ * pool. If the forking thread was a worker, it gets back the signal mask the program's threads had
+ * (workers block every asynchronous signal; the child's only thread must not). */
+void ch_worker_after_fork(bool on_worker);
 
 /* ---- thread.c: pthreads as coroutines -------------------------------------------------------------- */
 
@@ -286,8 +337,9 @@ void *ch_key_get(unsigned key);
 int ch_key_set(unsigned key, const void *val);
 void ch_keys_thread_exit(void); /* run this OS thread's key destructors now */
 void ch_thread_main_exiting(void); /* the main thread calls pthread_exit */
-/* Set by the hook layer: release the robust glibc mutexes a dying coroutine-thread still holds. */
-extern void (*ch_thread_exit_robust)(ch_coro *co);
+void ch_thread_after_fork(bool self_is_thread); /* the child has one thread: the forking one */
+/* The end of a coroutine made by pthread_create: key destructors, robust mutexes (sched.c calls it). */
+void ch_thread_on_exit(ch_coro *co);
 
 /* ---- sync.c: blocking sync objects for coroutines (state in the program's object) ---------------- */
 
@@ -331,6 +383,29 @@ int ch_sem_wait(struct ch_sem *sem, uint64_t deadline, bool try);
 int ch_sem_post(struct ch_sem *sem);
 int ch_once(_Atomic uint32_t *ctl, void (*fn)(void));
 
+/* ---- gsync.c: the program's pthread objects, ours (sync.c) or glibc's, one entry each ------------ */
+/* Results are pthread-style error numbers (0, EBUSY ...), except ch_psem_* (0 or -errno). The objects
+ * glibc keeps (process-shared, robust, priority) are waited for without ever blocking a worker. */
+int ch_pmutex_lock(pthread_mutex_t *m);
+int ch_pmutex_trylock(pthread_mutex_t *m);
+int ch_pmutex_clocklock(pthread_mutex_t *m, clockid_t clk, const struct timespec *abs);
+int ch_pmutex_timedlock(pthread_mutex_t *m, const struct timespec *abs);
+int ch_pmutex_unlock(pthread_mutex_t *m);
+int ch_pmutex_busy(pthread_mutex_t *m); /* destroy: EBUSY while one of ours is locked */
+int ch_pcond_wait(pthread_cond_t *cv, pthread_mutex_t *m);
+int ch_pcond_clockwait(pthread_cond_t *cv, pthread_mutex_t *m, clockid_t clk, const struct timespec *abs);
+int ch_pcond_timedwait(pthread_cond_t *cv, pthread_mutex_t *m, const struct timespec *abs);
+int ch_pcond_signal(pthread_cond_t *cv, bool all);
+int ch_pbarrier_wait_glibc(pthread_barrier_t *b);
+long ch_psem_wait_glibc(sem_t *s);
+void ch_robust_owner_died(ch_coro *co);
+void ch_gsync_after_fork(void);
+/* pthread_spin_lock: a spinlock held by a coroutine that parks would be spun on forever by another
+ * coroutine of the same worker: spin a little, then yield. */
+int ch_spin_lock(pthread_spinlock_t *l);
+/* The caller is a coroutine on a worker (waits there must never block the OS thread). */
+bool ch_on_worker(void);
+
 /* ---- offload.c --------------------------------------------------------------------------------------- */
 void ch_offload(void (*fn)(void *), void *arg); /* fn(arg) on a helper thread; the coroutine parks */
 
@@ -366,9 +441,6 @@ long ch_io_select(int nfds, void *rd, void *wr, void *ex, uint64_t deadline);
 long ch_io_epoll_wait(int epfd, struct epoll_event *ev, int max, uint64_t deadline);
 long ch_io_sleep_until(uint64_t deadline); /* 0, or -EINTR */
 
-/* Set by hook/signal.c: run the program's handler for sig here, as if delivered to this thread;
- * returns whether it was installed with SA_RESTART. */
-extern bool (*ch_run_handler)(int sig);
 /* pthread_kill to a coroutine-thread: run the handler on it, interrupting its blocking call where
  * the kernel would interrupt a thread's. */
 void ch_coro_kill(ch_coro *co, int sig, bool restart);

@@ -52,12 +52,32 @@ struct ch_fdinfo *ch_io_fd(int fd) {
  * server that is two syscalls per request. Only if it would block (or the fd refuses RWF_NOWAIT) does
  * the caller classify the fd and take the full path. */
 long ch_io_read_unclassified(int fd, const struct iovec *iov, int cnt) {
-  if (ch_tls_bypass) return -EAGAIN;
+  if (ch_tls_bypass) return CH_E_PASS;
   struct ch_fdinfo *fi = ch_fd_info(fd);
-  if (!fi || atomic_load_explicit(&fi->kind, memory_order_acquire) != CH_FD_UNKNOWN) return -EAGAIN;
+  if (!fi || atomic_load_explicit(&fi->kind, memory_order_acquire) != CH_FD_UNKNOWN) return CH_E_PASS;
   long r = ch_sys6(SYS_preadv2, fd, (long)iov, cnt, -1, -1, RWF_NOWAIT);
-  if (r == -EOPNOTSUPP || r == -EINVAL || r == -ESPIPE) return -EAGAIN;
+  if (r == -EAGAIN || r == -EOPNOTSUPP || r == -EINVAL || r == -ESPIPE) return CH_E_PASS;
   return r;
+}
+
+/* The time left until deadline as a timespec for a native blocking call; NULL: no limit. */
+static struct timespec *left_ts(uint64_t deadline, struct timespec *ts) {
+  if (deadline == CH_NO_DEADLINE) return NULL;
+  uint64_t now = ch_now_ns(), left = deadline > now ? deadline - now : 0;
+  ts->tv_sec = (time_t)(left / 1000000000u);
+  ts->tv_nsec = (long)(left % 1000000000u);
+  return ts;
+}
+
+/* No scheduler serves here (none could be made: out of fds or memory; or inside the runtime's own
+ * machinery): block this thread in the kernel until fd is ready, exactly as the program's own call
+ * would have. > 0 ready, -ETIMEDOUT, or -errno. */
+static int native_wait(int fd, int events, uint64_t deadline) {
+  struct pollfd pfd = {.fd = fd, .events = (short)((events & COHOOK_READABLE ? POLLIN : 0) |
+                                                   (events & COHOOK_WRITABLE ? POLLOUT : 0))};
+  struct timespec ts;
+  long r = ch_sys5(SYS_ppoll, &pfd, 1, left_ts(deadline, &ts), NULL, 8);
+  return r == 0 ? -ETIMEDOUT : (int)r;
 }
 
 static uint64_t timeo_deadline(_Atomic int64_t *timeo) {
@@ -86,19 +106,8 @@ static int await_p(int fd, int events, uint64_t *deadline, _Atomic int64_t *time
   }
   struct ch_sched *s = ch_sched_get();
   if (!s) {
-    /* No scheduler could be made (out of fds or memory): block this thread in the kernel, exactly
-     * as the program's own call would have. */
-    struct pollfd pfd = {.fd = fd, .events = (short)((events & COHOOK_READABLE ? POLLIN : 0) |
-                                                     (events & COHOOK_WRITABLE ? POLLOUT : 0))};
-    struct timespec ts, *tsp = NULL;
-    if (*deadline != CH_NO_DEADLINE) {
-      uint64_t now = ch_now_ns(), left = *deadline > now ? *deadline - now : 0;
-      ts.tv_sec = (time_t)(left / 1000000000u);
-      ts.tv_nsec = (long)(left % 1000000000u);
-      tsp = &ts;
-    }
-    long r = ch_sys5(SYS_ppoll, &pfd, 1, tsp, NULL, 8);
-    return r == 0 ? -EAGAIN : r < 0 ? (int)r : 0;
+    int r = native_wait(fd, events, *deadline);
+    return r == -ETIMEDOUT ? -EAGAIN : r < 0 ? r : 0;
   }
   /* signal(7): a call on a socket with a timeout set is interrupted by any handler; otherwise only
    * by one installed without SA_RESTART (with it, the kernel restarts the call: we keep waiting). */
@@ -258,7 +267,7 @@ long ch_io_writev_flags(int fd, struct ch_fdinfo *fi, const struct iovec *iov_in
   if (cnt < 0 || cnt > 1024) return -EINVAL;
   size_t total = 0;
   for (int i = 0; i < cnt; i++) total += iov_in[i].iov_len;
-  struct iovec local[8], *copy = cnt <= 8 ? local : malloc((size_t)cnt * sizeof *copy);
+  struct iovec local[8], *copy = cnt <= 8 ? local : ch_alloc((size_t)cnt * sizeof *copy);
   if (!copy) return -ENOMEM;
   memcpy(copy, iov_in, (size_t)cnt * sizeof *copy);
   struct iovec *iov = copy;
@@ -281,7 +290,7 @@ long ch_io_writev_flags(int fd, struct ch_fdinfo *fi, const struct iovec *iov_in
     int w = await_p(fd, COHOOK_WRITABLE, &deadline, &fi->sndtimeo_ns, done > 0);
     if (w < 0) { ret = done ? (long)done : w; break; }
   }
-  if (copy != local) free(copy);
+  if (copy != local) ch_free(copy);
   return ret;
 }
 
@@ -325,14 +334,14 @@ long ch_io_sendmsg(int fd, struct ch_fdinfo *fi, const struct msghdr *m, int fla
       size_t total = 0;
       for (size_t i = 0; i < m->msg_iovlen; i++) total += m->msg_iov[i].iov_len;
       if ((size_t)r >= total) return r;
-      struct iovec local[8], *copy = m->msg_iovlen <= 8 ? local : malloc(m->msg_iovlen * sizeof *copy);
+      struct iovec local[8], *copy = m->msg_iovlen <= 8 ? local : ch_alloc(m->msg_iovlen * sizeof *copy);
       if (!copy) return r;
       memcpy(copy, m->msg_iov, m->msg_iovlen * sizeof *copy);
       struct iovec *iov = copy;
       int cnt = (int)m->msg_iovlen;
       iov_advance(&iov, &cnt, (size_t)r);
       long rest = ch_io_writev_flags(fd, fi, iov, cnt, flags);
-      if (copy != local) free(copy);
+      if (copy != local) ch_free(copy);
       return rest > 0 ? r + rest : r;
     }
     if (r != -EAGAIN) return r;
@@ -383,15 +392,21 @@ long ch_io_connect(int fd, struct ch_fdinfo *fi, const struct sockaddr *addr, ch
        * readiness to wait for; poll for it every millisecond, within SO_SNDTIMEO. */
       if (deadline != CH_NO_DEADLINE && ch_now_ns() >= deadline) return -EAGAIN;
       long rc = ch_io_sleep_until(ch_deadline_after(1000000));
+      static const struct timespec ms1 = {0, 1000000};
+      if (rc == CH_E_NOSCHED) rc = ch_sys(SYS_nanosleep, &ms1, NULL, 0);
       if (rc < 0) return rc;
       continue;
     }
     if (r != -EINPROGRESS && r != -EALREADY) return r;
     struct ch_sched *s = ch_sched_get();
-    if (!s) return -ENOMEM;
-    s->current->intr = deadline != CH_NO_DEADLINE ? CH_INTR_ALWAYS : CH_INTR_NORESTART;
-    int w = ch_fd_wait(fd, COHOOK_WRITABLE, deadline);
-    s->current->intr = 0;
+    int w;
+    if (s) {
+      s->current->intr = deadline != CH_NO_DEADLINE ? CH_INTR_ALWAYS : CH_INTR_NORESTART;
+      w = ch_fd_wait(fd, COHOOK_WRITABLE, deadline);
+      s->current->intr = 0;
+    } else {
+      w = native_wait(fd, COHOOK_WRITABLE, deadline); /* as the kernel's blocking connect */
+    }
     /* SO_SNDTIMEO expiry: the kernel answers EINPROGRESS and leaves the attempt running. */
     if (w == -ETIMEDOUT) return -EINPROGRESS;
     if (w < 0) return w;
@@ -412,10 +427,11 @@ long ch_io_connect(int fd, struct ch_fdinfo *fi, const struct sockaddr *addr, ch
 
 static const struct timespec zero_ts;
 
-/* poll, select and epoll_wait are interrupted by every handler, SA_RESTART or not (signal(7)). */
+/* poll, select and epoll_wait are interrupted by every handler, SA_RESTART or not (signal(7)).
+ * CH_E_NOSCHED: no scheduler serves here; the caller makes its own blocking call instead. */
 static int wait_any_intr(const int *fds, const int *events, size_t n, uint64_t deadline) {
   struct ch_sched *s = ch_sched_get();
-  if (!s) return -ENOMEM;
+  if (!s) return CH_E_NOSCHED;
   s->current->intr = CH_INTR_ALWAYS;
   int w = ch_fd_wait_any(fds, events, n, deadline);
   s->current->intr = 0;
@@ -436,8 +452,8 @@ long ch_io_poll(struct pollfd *fds, unsigned long n, uint64_t deadline) {
     r = ch_sys5(SYS_ppoll, fds, n, &zero_ts, NULL, 8);
     if (r != 0 || deadline == 0 || ch_now_ns() >= deadline) break;
     if (wfds == lfds && n > 16) {
-      wfds = malloc(n * sizeof *wfds);
-      wev = malloc(n * sizeof *wev);
+      wfds = ch_alloc(n * sizeof *wfds);
+      wev = ch_alloc(n * sizeof *wev);
       if (!wfds || !wev) { r = -ENOMEM; break; }
     }
     for (unsigned long i = 0; i < n; i++) {
@@ -446,9 +462,10 @@ long ch_io_poll(struct pollfd *fds, unsigned long n, uint64_t deadline) {
       wev[i] = fds[i].events ? poll_bits(fds[i].events) : COHOOK_READABLE;
     }
     int w = wait_any_intr(wfds, wev, n, deadline);
+    if (w == CH_E_NOSCHED) { r = ch_sys5(SYS_ppoll, fds, n, left_ts(deadline, &(struct timespec){0, 0}), NULL, 8); break; }
     if (w == -EINTR || w == -ENOMEM) { r = w; break; }
   }
-  if (wfds != lfds) free(wfds), free(wev);
+  if (wfds != lfds) ch_free(wfds), ch_free(wev);
   return r;
 }
 
@@ -473,8 +490,8 @@ long ch_io_select(int nfds, void *rdv, void *wrv, void *exv, uint64_t deadline) 
                (wr && FD_ISSET(fd, &in[1]) ? COHOOK_WRITABLE : 0);
       if (!ev) continue;
       if (wfds == lfds && m == 64) {
-        wfds = malloc(FD_SETSIZE * sizeof *wfds);
-        wev = malloc(FD_SETSIZE * sizeof *wev);
+        wfds = ch_alloc(FD_SETSIZE * sizeof *wfds);
+        wev = ch_alloc(FD_SETSIZE * sizeof *wev);
         if (!wfds || !wev) { r = -ENOMEM; goto out; }
         memcpy(wfds, lfds, sizeof lfds);
         memcpy(wev, lev, sizeof lev);
@@ -484,10 +501,16 @@ long ch_io_select(int nfds, void *rdv, void *wrv, void *exv, uint64_t deadline) 
     }
     /* select(0, NULL, NULL, NULL, &tv) is the classic portable sleep */
     int w = m ? wait_any_intr(wfds, wev, m, deadline) : (int)ch_io_sleep_until(deadline);
+    if (w == CH_E_NOSCHED) {
+      for (int k = 0; k < 3; k++)
+        if (sets[k]) memcpy(sets[k], &in[k], bytes < sizeof(fd_set) ? bytes : sizeof(fd_set));
+      r = ch_sys6(SYS_pselect6, nfds, (long)rd, (long)wr, (long)ex, (long)left_ts(deadline, &(struct timespec){0, 0}), 0);
+      break;
+    }
     if (w == -EINTR || w == -ENOMEM) { r = w; break; }
   }
 out:
-  if (wfds != lfds) free(wfds), free(wev);
+  if (wfds != lfds) ch_free(wfds), ch_free(wev);
   return r;
 }
 
@@ -497,6 +520,10 @@ long ch_io_epoll_wait(int epfd, struct epoll_event *ev, int max, uint64_t deadli
     if (r != 0 || deadline == 0 || ch_now_ns() >= deadline) return r;
     /* An epoll fd is itself pollable: readable while it has events to report. */
     int w = wait_any_intr(&epfd, (int[]){COHOOK_READABLE}, 1, deadline);
+    if (w == CH_E_NOSCHED) {
+      struct pollfd p = {.fd = epfd, .events = POLLIN};
+      w = (int)ch_sys5(SYS_ppoll, &p, 1, left_ts(deadline, &(struct timespec){0, 0}), NULL, 8);
+    }
     if (w == -EINTR || w == -ENOMEM) return w;
   }
 }
@@ -505,7 +532,7 @@ long ch_io_epoll_wait(int epfd, struct epoll_event *ev, int max, uint64_t deadli
 
 long ch_io_sleep_until(uint64_t deadline) {
   struct ch_sched *s = ch_sched_get();
-  if (!s) return -EAGAIN;
+  if (!s) return CH_E_NOSCHED;
   ch_coro *self = s->current;
   ch_park_prepare(self);
   self->intr = CH_INTR_ALWAYS; /* nanosleep returns EINTR for any handler, SA_RESTART or not */

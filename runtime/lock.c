@@ -10,17 +10,16 @@
 #define _GNU_SOURCE
 #endif
 #include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "internal.h"
+#include "sys.h"
 
 static void futex_wait(_Atomic int *addr, int val) {
-  syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+  ch_sys4(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL);
 }
 
 static void futex_wake_one(_Atomic int *addr) {
-  syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  ch_sys(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 1);
 }
 
 /* Every critical section under these locks is a few list operations long, so a holder on another

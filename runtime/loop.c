@@ -14,7 +14,21 @@
  *     long-lived deadline (SO_RCVTIMEO that never expires) costs no syscall at all.
  *
  * libev is created with EVFLAG_NOSIGMASK and without signal watchers: a preloaded library must never
- * change the program's signal dispositions or masks.
+ * change the program's signal dispositions or masks. It allocates through the runtime's own memory
+ * (ev_set_allocator, mem.c), never the program's allocator.
+ *
+ * Losing the loop's fds. In libhook.so the program's close() cannot reach them (hook/fd.c). In
+ * libcohook.so nothing stands between the program's close() and libev's epoll fd and eventfd — a
+ * daemon closes every fd above 2 at start. So there the loop keeps a sentinel: an eventfd of ours,
+ * registered in libev's epoll instance, through which that instance is found once (the one whose
+ * /proc/self/fdinfo lists the sentinel) and recognised later (adding the sentinel again must answer
+ * EEXIST). It is checked before libev applies watcher changes (libev asserts if epoll_ctl fails on
+ * its own fd); a failed epoll_wait arrives through libev's syserr callback (it would otherwise abort
+ * the process). Either way the loop is rebuilt — a new libev loop, every watched fd re-added — and
+ * the old one abandoned without touching its fds, whose numbers may belong to the program by now.
+ *
+ * Ownership: a loop is touched only by its scheduler's thread (asserted at every entry), except
+ * ch_loop_notify, which any thread may call.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -22,12 +36,14 @@
 #include <ev.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
-#include <unistd.h>
 
 #include "internal.h"
+#include "sys.h"
 
 #define CH_COARSE_NS 2000000   /* below this, wait on the timerfd */
 #define CH_EARLY_NS 1000000    /* the coarse ev_timer fires this much before the deadline */
@@ -57,7 +73,42 @@ struct ch_loop {
   int tfd;
   struct ch_fdslot **slots;
   size_t nslots;
+  /* libcohook.so only (see above): the sentinel eventfd, libev's epoll fd, and whether a watcher
+   * changed since the last run (libev will call epoll_ctl). -1 where unused. */
+  ev_io sentinel_io;
+  int sentinel, backend;
+  bool dirty;
 };
+
+#define CH_EV_FLAGS (EVBACKEND_EPOLL | EVFLAG_NOENV | EVFLAG_NOSIGMASK | EVFLAG_NOINOTIFY | EVFLAG_NOTIMERFD)
+
+/* Set by libev's syserr callback (a failed epoll_wait: our fds were closed under us); the loop is
+ * rebuilt right after the ev_run that hit it. Per thread: a loop runs on its own thread only. */
+static CH_TLS int loop_broken;
+
+static void syserr_cb(const char *msg) {
+  (void)msg;
+  loop_broken = 1;
+}
+
+/* libev's allocator (realloc semantics). A block libev made before we gave it this allocator (a
+ * program that uses libev itself, started before us) goes back to the allocator that made it. */
+static void *ev_mem(void *ptr, long size) {
+  if (ptr && !ch_mem_owns(ptr)) {
+    if (size) return realloc(ptr, (size_t)size);
+    free(ptr);
+    return NULL;
+  }
+  if (size) return ch_realloc(ptr, (size_t)size);
+  ch_free(ptr);
+  return NULL;
+}
+
+/* Priority 101: before ordinary constructors, which might already start a libev loop of their own. */
+__attribute__((constructor(101))) static void loop_global_init(void) {
+  ev_set_allocator(ev_mem);
+  ev_set_syserr_cb(syserr_cb);
+}
 
 static int to_ev(int events) {
   return ((events & COHOOK_READABLE) ? EV_READ : 0) | ((events & COHOOK_WRITABLE) ? EV_WRITE : 0);
@@ -84,7 +135,7 @@ static void tfd_cb(struct ev_loop *ev, ev_io *w, int revents) {
   (void)ev, (void)revents;
   uint64_t ticks;
   /* Clear the expiry so the timerfd does not stay readable; raw syscall: read() may be hooked. */
-  long r = syscall(SYS_read, w->fd, &ticks, sizeof ticks);
+  long r = ch_sys(SYS_read, w->fd, &ticks, sizeof ticks);
   (void)r;
 }
 
@@ -92,6 +143,7 @@ static void fd_cb(struct ev_loop *ev, ev_io *w, int revents) {
   struct ch_fdslot *slot = (struct ch_fdslot *)w;
   int got = from_ev(revents), want = 0;
   for (struct ch_fdwaiter *x = slot->waiters; x; x = x->next) {
+    CH_ASSERT(x->slot == slot && x->co->sched == ((struct ch_loop *)ev_userdata(ev))->s);
     want |= x->events;
     if ((x->events & got) && ch_wake(x->co, CH_WAKE_OK)) x->revents = x->events & got;
   }
@@ -108,46 +160,150 @@ static void fd_cb(struct ev_loop *ev, ev_io *w, int revents) {
   }
 }
 
-struct ch_loop *ch_loop_new(struct ch_sched *s) {
-  struct ch_loop *l = calloc(1, sizeof *l);
-  if (!l) return NULL;
+/* ---- guarding the loop's fds where nothing interposes close() (libcohook.so) ------------------------ */
+
+static void sentinel_cb(struct ev_loop *ev, ev_io *w, int revents) { (void)ev, (void)w, (void)revents; }
+
+/* Does /proc/self/fdinfo/fd list `target` as a watched fd ("tfd: <target> ")? */
+static bool fdinfo_watches(int fd, int target) {
+  char path[48], buf[4096], want[24];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+  snprintf(want, sizeof want, "tfd: %8d ", target);
+  int f = (int)ch_sys4(SYS_openat, -100 /* AT_FDCWD */, path, 0 /* O_RDONLY */ | 02000000 /* O_CLOEXEC */, 0);
+  if (f < 0) return false;
+  long n = ch_sys(SYS_read, f, buf, sizeof buf - 1);
+  ch_sys(SYS_close, f, 0, 0);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  return strstr(buf, want) != NULL;
+}
+
+/* Find libev's epoll fd: the open eventpoll instance that watches our sentinel. -1 if none. */
+static int find_backend(int sentinel) {
+  int dir = (int)ch_sys4(SYS_openat, -100, "/proc/self/fd", 0200000 /* O_DIRECTORY */ | 02000000, 0);
+  if (dir < 0) return -1;
+  char buf[4096];
+  int found = -1;
+  long n;
+  while (found < 0 && (n = ch_sys(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+    for (long off = 0; off < n && found < 0;) {
+      struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d =
+          (void *)(buf + off);
+      off += d->reclen;
+      if (d->name[0] < '0' || d->name[0] > '9') continue;
+      int fd = atoi(d->name);
+      if (fd != dir && fd != sentinel && fdinfo_watches(fd, sentinel)) found = fd;
+    }
+  }
+  ch_sys(SYS_close, dir, 0, 0);
+  return found;
+}
+
+/* Give a fresh loop its sentinel and learn its epoll fd. Failing that, the loop works unguarded. */
+static void guard(struct ch_loop *l) {
+  l->sentinel = l->backend = -1;
+  long fd = ch_sys(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK, 0);
+  if (fd < 0) return;
+  l->sentinel = ch_fd_make_internal((int)fd);
+  ev_io_init(&l->sentinel_io, sentinel_cb, l->sentinel, EV_READ);
+  ev_io_start(l->ev, &l->sentinel_io);
+  ev_run(l->ev, EVRUN_NOWAIT); /* libev applies the change: epoll_ctl(ADD, sentinel) */
+  l->backend = find_backend(l->sentinel);
+}
+
+/* Is libev's epoll fd still the instance we made? One epoll_ctl: adding the sentinel again must
+ * answer EEXIST. */
+static bool backend_alive(struct ch_loop *l) {
+  if (l->backend < 0) return true; /* unguarded */
+  struct epoll_event e = {.events = 0};
+  long r = ch_sys4(SYS_epoll_ctl, l->backend, EPOLL_CTL_ADD, l->sentinel, &e);
+  if (r == -EEXIST) return true;
+  if (r == 0) ch_sys4(SYS_epoll_ctl, l->backend, EPOLL_CTL_DEL, l->sentinel, &e); /* not ours: undo */
+  return false;
+}
+
+/* A fresh libev loop with our async watcher, or NULL. */
+static struct ev_loop *make_ev(struct ch_loop *l) {
   /* libev aborts the process if it cannot make its eventfd (ev_async_start): make sure one can be
    * made first, and report failure instead — the hooks then block the thread the native way. */
-  long probe = syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (probe < 0) {
-    free(l);
-    return NULL;
-  }
-  syscall(SYS_close, probe);
-  /* Inside: libev's epoll_create1 and eventfd come back to our hooks, which move them out of the
-   * program's way (hook/fd.c, ch_fd_make_internal). */
+  long probe = ch_sys(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK, 0);
+  if (probe < 0) return NULL;
+  ch_sys(SYS_close, probe, 0, 0);
+  /* Inside: libev's epoll_create1 and eventfd come back to our hooks (in libhook.so), which move
+   * them out of the program's way (hook/fd.c, ch_fd_make_internal). */
   ch_tls_bypass++;
-  l->ev = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV | EVFLAG_NOSIGMASK | EVFLAG_NOINOTIFY |
-                      EVFLAG_NOTIMERFD);
-  if (!l->ev) {
-    ch_tls_bypass--;
-    free(l);
-    return NULL;
+  struct ev_loop *ev = ev_loop_new(CH_EV_FLAGS);
+  if (ev) {
+    ev_set_userdata(ev, l);
+    ev_async_init(&l->wake, async_cb);
+    ev_async_start(ev, &l->wake);
   }
+  ch_tls_bypass--;
+  return ev;
+}
+
+struct ch_loop *ch_loop_new(struct ch_sched *s) {
+  struct ch_loop *l = ch_alloc(sizeof *l);
+  if (!l) return NULL;
   l->s = s;
   l->tfd = -1;
-  ev_set_userdata(l->ev, l);
-  ev_async_init(&l->wake, async_cb);
-  ev_async_start(l->ev, &l->wake);
-  ch_tls_bypass--;
+  l->ev = make_ev(l);
+  if (!l->ev) {
+    ch_free(l);
+    return NULL;
+  }
   ev_init(&l->alarm, alarm_cb);
+  l->sentinel = l->backend = -1;
+  if (!ch_plat()->interposed) guard(l);
   return l;
+}
+
+/* The loop's fds were closed under us (loop_broken): start over with a new libev loop and re-add
+ * every fd that has waiters. The old loop is abandoned, not destroyed: destroying would close fd
+ * numbers that may already be the program's. Its memory (a few KiB) is the price, once per loss. */
+static void rebuild(struct ch_loop *l) {
+  loop_broken = 0;
+  struct ev_loop *ev = make_ev(l);
+  if (!ev) ch_die("cohook: the event loop's file descriptors were closed and no new loop can be made "
+                  "(out of fds or memory?)");
+  l->ev = ev;
+  ev_init(&l->alarm, alarm_cb);
+  l->tfd = -1; /* the old numbers are not ours any more: forget them, never close them */
+  if (!ch_plat()->interposed) guard(l);
+  l->dirty = true;
+  for (size_t fd = 0; fd < l->nslots; fd++) {
+    struct ch_fdslot *slot = l->slots[fd];
+    if (!slot) continue;
+    int want = 0;
+    for (struct ch_fdwaiter *x = slot->waiters; x; x = x->next) want |= to_ev(x->events);
+    ev_init(&slot->io, fd_cb);
+    slot->added = false;
+    if (want && ch_sys(SYS_fcntl, fd, F_GETFD, 0) < 0) {
+      /* Closed too (libev would assert on it): its waiters see what the program's call would. */
+      for (struct ch_fdwaiter *x = slot->waiters; x; x = x->next) ch_wake(x->co, CH_WAKE_CLOSED);
+      continue;
+    }
+    /* Re-added with its waiters' interest; an fd that was closed too is reported to them as ready
+     * (libev's fd_kill), and their retry meets EBADF, as the program's own call would. */
+    if (want) {
+      ev_io_set(&slot->io, (int)fd, want);
+      slot->gen = ch_fd_gen((int)fd);
+      slot->added = true;
+      ev_io_start(l->ev, &slot->io);
+    }
+  }
 }
 
 void ch_loop_free(struct ch_loop *l) {
   if (!l) return;
-  for (size_t i = 0; i < l->nslots; i++) free(l->slots[i]);
-  free(l->slots);
-  if (l->tfd >= 0) syscall(SYS_close, l->tfd), ch_fd_forget(l->tfd);
+  for (size_t i = 0; i < l->nslots; i++) ch_free(l->slots[i]);
+  ch_free(l->slots);
+  if (l->tfd >= 0) ch_sys(SYS_close, l->tfd, 0, 0), ch_fd_forget(l->tfd);
+  if (l->sentinel >= 0) ch_sys(SYS_close, l->sentinel, 0, 0), ch_fd_forget(l->sentinel);
   ch_tls_bypass++; /* libev closes its own fds: let those closes through */
   ev_loop_destroy(l->ev);
   ch_tls_bypass--;
-  free(l);
+  ch_free(l);
 }
 
 void ch_loop_notify(struct ch_loop *l) {
@@ -159,7 +315,7 @@ void ch_loop_notify(struct ch_loop *l) {
 /* Arm the precise timer for an absolute CLOCK_MONOTONIC deadline. Returns false if unavailable. */
 static bool arm_timerfd(struct ch_loop *l, uint64_t deadline) {
   if (l->tfd < 0) {
-    l->tfd = (int)syscall(SYS_timerfd_create, CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    l->tfd = (int)ch_sys(SYS_timerfd_create, CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC, 0);
     if (l->tfd < 0) return false;
     l->tfd = ch_fd_make_internal(l->tfd);
     ev_io_init(&l->tfd_io, tfd_cb, l->tfd, EV_READ);
@@ -167,12 +323,19 @@ static bool arm_timerfd(struct ch_loop *l, uint64_t deadline) {
   }
   struct itimerspec its = {.it_value = {.tv_sec = (time_t)(deadline / 1000000000u),
                                         .tv_nsec = (long)(deadline % 1000000000u)}};
-  return timerfd_settime(l->tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0;
+  if (ch_sys4(SYS_timerfd_settime, l->tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0) return true;
+  loop_broken = 1; /* our timerfd was closed under us: rebuild after this round */
+  return false;
 }
 
 void ch_loop_run(struct ch_sched *s, int64_t timeout_ns) {
   struct ch_loop *l = s->loop;
+  CH_ASSERT(s == ch_tls_sched);
   ch_tls_bypass++; /* libev's epoll_wait, read and write calls are its own */
+  if (CH_UNLIKELY(l->dirty)) {
+    l->dirty = false;
+    if (!backend_alive(l)) rebuild(l);
+  }
   if (timeout_ns == 0) {
     ev_run(l->ev, EVRUN_NOWAIT);
   } else if (timeout_ns < 0) {
@@ -187,6 +350,7 @@ void ch_loop_run(struct ch_sched *s, int64_t timeout_ns) {
   } else {
     ev_run(l->ev, EVRUN_ONCE);
   }
+  if (CH_UNLIKELY(loop_broken)) rebuild(l);
   ch_tls_bypass--;
 }
 
@@ -194,7 +358,7 @@ static struct ch_fdslot *slot_get(struct ch_loop *l, int fd) {
   if ((size_t)fd >= l->nslots) {
     size_t n = l->nslots ? l->nslots : 64;
     while (n <= (size_t)fd) n *= 2;
-    struct ch_fdslot **ns = realloc(l->slots, n * sizeof *ns);
+    struct ch_fdslot **ns = ch_realloc(l->slots, n * sizeof *ns);
     if (!ns) return NULL;
     memset(ns + l->nslots, 0, (n - l->nslots) * sizeof *ns);
     l->slots = ns;
@@ -202,7 +366,7 @@ static struct ch_fdslot *slot_get(struct ch_loop *l, int fd) {
   }
   struct ch_fdslot *slot = l->slots[fd];
   if (!slot) {
-    slot = calloc(1, sizeof *slot);
+    slot = ch_alloc(sizeof *slot);
     if (!slot) return NULL;
     ev_init(&slot->io, fd_cb);
     l->slots[fd] = slot;
@@ -228,11 +392,13 @@ static void watch(struct ch_loop *l, struct ch_fdslot *slot, int fd, int ev) {
     ev_io_modify(&slot->io, nev);
   }
   ev_io_start(l->ev, &slot->io);
+  l->dirty = l->backend >= 0; /* libev will call epoll_ctl: make sure its fd is still ours first */
 }
 
 /* Register n waiters, park once, unregister. Returns the park reason (CH_WAKE_*) or -ENOMEM. */
 static int wait_on(struct ch_sched *s, struct ch_fdwaiter *ws, size_t n, uint64_t deadline) {
   struct ch_loop *l = s->loop;
+  CH_ASSERT(s == ch_tls_sched && l->s == s);
   size_t i;
   for (i = 0; i < n; i++) {
     struct ch_fdslot *slot = slot_get(l, ws[i].fd);
@@ -262,7 +428,7 @@ static int wait_on(struct ch_sched *s, struct ch_fdwaiter *ws, size_t n, uint64_
 
 int ch_fd_wait(int fd, int events, uint64_t deadline) {
   struct ch_sched *s = ch_sched_get();
-  if (!s) return -EAGAIN;
+  if (!s) return CH_E_NOSCHED;
   if (fd < 0) return -EBADF;
   if (!to_ev(events)) return -EINVAL;
   struct ch_fdwaiter w = {.fd = fd, .events = events};
@@ -277,8 +443,8 @@ int ch_fd_wait(int fd, int events, uint64_t deadline) {
 
 int ch_fd_wait_any(const int *fds, const int *events, size_t n, uint64_t deadline) {
   struct ch_sched *s = ch_sched_get();
-  if (!s) return -EAGAIN;
-  struct ch_fdwaiter local[16], *ws = n <= 16 ? local : calloc(n, sizeof *ws);
+  if (!s) return CH_E_NOSCHED;
+  struct ch_fdwaiter local[16], *ws = n <= 16 ? local : ch_alloc(n * sizeof *ws);
   if (!ws) return -ENOMEM;
   size_t m = 0;
   for (size_t i = 0; i < n; i++) {
@@ -288,7 +454,7 @@ int ch_fd_wait_any(const int *fds, const int *events, size_t n, uint64_t deadlin
     m++;
   }
   int why = wait_on(s, ws, m, deadline);
-  if (ws != local) free(ws);
+  if (ws != local) ch_free(ws);
   switch (why) {
     case CH_WAKE_OK: case CH_WAKE_CLOSED: return 1; /* the caller's re-poll reports what happened */
     case CH_WAKE_TIMEOUT: return -ETIMEDOUT;

@@ -6,7 +6,6 @@
  * and a pool would keep threads the program never asked for. If no thread can be made, the call is
  * made in place, blocking the worker — what the program would have done natively.
  */
-#include <dlfcn.h>
 #include <pthread.h>
 
 #include "internal.h"
@@ -26,21 +25,22 @@ static void *runner(void *p) {
 }
 
 void ch_offload(void (*fn)(void *), void *arg) {
-  static __typeof__(pthread_create) *real_create;
-  if (!real_create) real_create = (__typeof__(pthread_create) *)dlsym(RTLD_NEXT, "pthread_create");
-  if (!real_create) real_create = pthread_create;
   struct job j = {fn, arg, 0};
   pthread_t t;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, 64 * 1024);
-  int rc = real_create(&t, &attr, runner, &j);
+  ch_tls_bypass++; /* glibc allocates the thread: see platform.h */
+  int rc = ch_plat()->thread_create(&t, &attr, runner, &j);
+  ch_tls_bypass--;
   pthread_attr_destroy(&attr);
   if (rc != 0) {
     fn(arg);
     return;
   }
+  /* Parks as a coroutine; where no scheduler serves, ch_pl_wait32 waits natively on the futex that
+   * ch_pl_wake also wakes — so this loop never spins. */
   while (!atomic_load_explicit(&j.done, memory_order_acquire))
     ch_pl_wait32(&j.done, 0, CH_NO_DEADLINE, CH_INTR_NONE);
 }

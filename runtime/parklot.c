@@ -10,10 +10,23 @@
  * wakers change *addr before they take the bucket lock: a wake-up cannot slip between the check and
  * the park (the futex argument). Wakes are issued under the bucket lock, so a waiter that is timing
  * out at the same moment is either still queued (and removes itself) or already claimed.
+ *
+ * Where no scheduler can serve a wait (none can be made, or the runtime is re-entered from inside
+ * itself: an allocator taking a mutex while we make this thread's scheduler), the waiter blocks
+ * natively: a futex wait on the same word, counted in its bucket's os_waiters so that ch_pl_wake
+ * also issues a futex wake. The words are the objects' own lock/sequence words, which is exactly
+ * what glibc would have waited on.
+ *
+ * Invariants (asserted in debug builds): a queued waiter's coroutine is CH_PARKED or claimed by a
+ * wake-up, never CH_RUNNING; w.queued is true exactly while w is linked in its bucket; a waiter's
+ * entry lives on its own stack and is unlinked before ch_pl_wait32 returns.
  */
+#include <linux/futex.h>
+#include <limits.h>
 #include <stdlib.h>
 
 #include "internal.h"
+#include "sys.h"
 
 #define CH_PL_BUCKETS 1024
 
@@ -26,7 +39,8 @@ struct ch_pl_waiter {
 
 struct ch_pl_bucket {
   ch_lock_t lock;
-  struct ch_pl_waiter *head, *tail;
+  struct ch_pl_waiter *head, *tail; /* [lock] */
+  _Atomic int os_waiters;           /* threads in a native futex wait on a word of this bucket */
 } __attribute__((aligned(64)));
 
 static struct ch_pl_bucket buckets[CH_PL_BUCKETS];
@@ -44,15 +58,35 @@ static void unlink_waiter(struct ch_pl_bucket *b, struct ch_pl_waiter *w) {
   w->queued = false;
 }
 
+/* The native wait: what the OS thread would do without us. Signals interrupt it (-EINTR) only where
+ * intr says the call may be interrupted; otherwise it is a spurious wake-up (callers re-check). */
+static int native_wait(struct ch_pl_bucket *b, const _Atomic uint32_t *addr, uint32_t expected,
+                       uint64_t deadline, int intr) {
+  atomic_fetch_add_explicit(&b->os_waiters, 1, memory_order_seq_cst);
+  long r;
+  if (deadline == CH_NO_DEADLINE) {
+    r = ch_sys4(SYS_futex, addr, FUTEX_WAIT_PRIVATE, expected, NULL);
+  } else {
+    uint64_t now = ch_now_ns(), left = deadline > now ? deadline - now : 0;
+    struct timespec ts = {.tv_sec = (time_t)(left / 1000000000u), .tv_nsec = (long)(left % 1000000000u)};
+    r = left ? ch_sys4(SYS_futex, addr, FUTEX_WAIT_PRIVATE, expected, &ts) : -ETIMEDOUT;
+  }
+  atomic_fetch_sub_explicit(&b->os_waiters, 1, memory_order_relaxed);
+  if (r == -EAGAIN) return CH_E_CHANGED;
+  if (r == -ETIMEDOUT) return -ETIMEDOUT;
+  if (r == -EINTR && intr != CH_INTR_NONE) return -EINTR;
+  return 0;
+}
+
 int ch_pl_wait32(const _Atomic uint32_t *addr, uint32_t expected, uint64_t deadline, int intr) {
-  struct ch_sched *s = ch_sched_get();
-  if (!s) return -EAGAIN;
   struct ch_pl_bucket *b = bucket_of(addr);
+  struct ch_sched *s = ch_sched_get();
+  if (!s) return native_wait(b, addr, expected, deadline, intr);
   struct ch_pl_waiter w = {.addr = addr, .co = s->current};
   ch_lock(&b->lock);
   if (atomic_load_explicit(addr, memory_order_acquire) != expected) {
     ch_unlock(&b->lock);
-    return -EAGAIN;
+    return CH_E_CHANGED;
   }
   w.prev = b->tail;
   if (b->tail) b->tail->next = &w;
@@ -64,7 +98,10 @@ int ch_pl_wait32(const _Atomic uint32_t *addr, uint32_t expected, uint64_t deadl
   w.co->intr = intr;
   int why = ch_park(s, deadline);
   w.co->intr = 0;
-  if (why == CH_WAKE_OK) return 0;
+  if (why == CH_WAKE_OK) {
+    CH_ASSERT(!w.queued); /* the waker unlinked us before claiming the wake-up */
+    return 0;
+  }
   ch_lock(&b->lock);
   if (w.queued) unlink_waiter(b, &w); /* nobody claimed us: leave quietly */
   ch_unlock(&b->lock);
@@ -78,11 +115,21 @@ int ch_pl_wake(const void *addr, int n) {
   for (struct ch_pl_waiter *w = b->head, *next; w && woken < n; w = next) {
     next = w->next;
     if (w->addr != addr) continue;
+    CH_ASSERT(w->queued && atomic_load_explicit(&w->co->park, memory_order_relaxed) != CH_RUNNING);
     unlink_waiter(b, w);
     /* A waiter whose timer already claimed it will not take this wake: try the next one. */
     if (ch_wake(w->co, CH_WAKE_OK)) woken++;
   }
   ch_unlock(&b->lock);
+  /* Threads waiting natively on this bucket (rare): wake them all on addr; each re-checks its word
+   * (they may be waiting on another address of the same bucket: FUTEX_WAKE is per address). The
+   * waker changed *addr before calling us, and a native waiter registers before its futex wait
+   * re-checks the word, so none can miss this. */
+  atomic_thread_fence(memory_order_seq_cst); /* the waker's change of *addr before this load */
+  if (CH_UNLIKELY(atomic_load_explicit(&b->os_waiters, memory_order_relaxed)) && woken < n) {
+    long r = ch_sys(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT_MAX);
+    if (r > 0) woken += (int)r;
+  }
   return woken;
 }
 
@@ -93,4 +140,16 @@ bool ch_pl_has_waiters(const void *addr) {
   for (struct ch_pl_waiter *w = b->head; w && !any; w = w->next) any = w->addr == addr;
   ch_unlock(&b->lock);
   return any;
+}
+
+/* In a fork() child: every waiter queued here belonged to a coroutine of the parent that does not
+ * exist in the child (the forking one is running, so it is queued nowhere). Left in place, a wake-up
+ * would be spent on a ghost and the child's own waiter never woken; a bucket lock held by another
+ * parent thread at fork() would never be released. */
+void ch_pl_after_fork(void) {
+  for (size_t i = 0; i < CH_PL_BUCKETS; i++) {
+    atomic_store(&buckets[i].lock.state, 0);
+    buckets[i].head = buckets[i].tail = NULL;
+    atomic_store(&buckets[i].os_waiters, 0);
+  }
 }

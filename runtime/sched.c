@@ -18,11 +18,10 @@
 #endif
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "internal.h"
 #include "sanitize.h"
+#include "sys.h"
 
 /* When the run queue never drains (coroutines that keep yielding, or a steady stream of ready
  * sockets), I/O and timers are still looked at every CH_POLL_EVERY hand-offs. Rarely, because an
@@ -224,12 +223,10 @@ static ch_coro *next_ready(struct ch_sched *s) {
   }
 }
 
-bool (*ch_run_handler)(int sig);
-
 static void run_pending(ch_coro *self) {
   uint64_t bits = atomic_exchange_explicit(&self->pending_sigs, 0, memory_order_acq_rel);
   for (int sig = 1; bits && sig <= 64; sig++, bits >>= 1)
-    if ((bits & 1) && ch_run_handler) ch_run_handler(sig);
+    if ((bits & 1) && ch_upcalls && ch_upcalls->run_handler) ch_upcalls->run_handler(sig);
 }
 
 void ch_coro_kill(ch_coro *co, int sig, bool restart) {
@@ -271,7 +268,7 @@ void ch_yield(void) {
 
 int ch_sleep_until(uint64_t deadline) {
   struct ch_sched *s = ch_sched_get();
-  if (!s) return -EAGAIN;
+  if (!s) return CH_E_NOSCHED;
   ch_park_prepare(s->current);
   ch_park(s, deadline);
   return 0;
@@ -281,12 +278,10 @@ int ch_sleep_until(uint64_t deadline) {
 
 static void coro_exit(struct ch_sched *s, ch_coro *self) __attribute__((noreturn));
 
-void (*ch_thread_exit_hook)(ch_coro *co);
-
 static void finish(struct ch_sched *s, ch_coro *self, void *retval) __attribute__((noreturn));
 static void finish(struct ch_sched *s, ch_coro *self, void *retval) {
   self->retval = retval;
-  if (self->is_thread && ch_thread_exit_hook) ch_thread_exit_hook(self);
+  if (self->is_thread) ch_thread_on_exit(self);
   /* In a fork() child this coroutine became the process's only thread (ch_sched_after_fork): the
    * last thread returning ends the process as exit(0) would. */
   if (CH_UNLIKELY(ch_tls_sched != s)) exit(0);
@@ -323,8 +318,8 @@ static void coro_exit(struct ch_sched *s, ch_coro *self) {
     if (joiner) ch_wake(joiner, CH_WAKE_OK);
   } else {
     self->magic = 0;
-    free(self->keys);
-    free(self); /* detached: nobody will ever look at it again */
+    ch_free(self->keys);
+    ch_free(self); /* detached: nobody will ever look at it again */
   }
   /* From here on `self` may already be freed. */
   ch_coro *next = next_ready(s);
@@ -340,21 +335,19 @@ static void coro_exit(struct ch_sched *s, ch_coro *self) {
 
 void ch_ctx_returned(void) {
   static const char msg[] = "cohook: internal error: a coroutine entry function returned\n";
-  ssize_t w = write(2, msg, sizeof msg - 1);
-  (void)w;
+  ch_write_err(msg, sizeof msg - 1);
   abort();
 }
 
 int ch_spawn_on(struct ch_sched *target, ch_coro **out, cohook_fn fn, void *arg, size_t stack_size,
                 bool detached, bool is_thread) {
-  ch_coro *co = malloc(sizeof *co);
+  ch_coro *co = ch_alloc(sizeof *co);
   if (!co) return -EAGAIN;
-  memset(co, 0, sizeof *co);
   /* The stack comes from the caller's cache or the shared pool; it goes back to the target's cache
    * when the coroutine ends. */
   int rc = ch_stack_get(ch_tls_sched, stack_size ? stack_size : ch_config.stack_size, &co->stack);
   if (rc < 0) {
-    free(co);
+    ch_free(co);
     return rc;
   }
   co->magic = CH_CORO_MAGIC;
@@ -375,7 +368,7 @@ int ch_spawn_on(struct ch_sched *target, ch_coro **out, cohook_fn fn, void *arg,
 
 int ch_spawn(ch_coro **out, cohook_fn fn, void *arg, size_t stack_size, bool detached) {
   struct ch_sched *s = ch_sched_get();
-  if (!s) return -EAGAIN;
+  if (!s) return CH_E_NOSCHED;
   return ch_spawn_on(s, out, fn, arg, stack_size, detached, false);
 }
 
@@ -383,13 +376,13 @@ static void release(ch_coro *co, void **retval) {
   (void)atomic_load_explicit(&co->join_state, memory_order_acquire);
   if (retval) *retval = co->retval;
   co->magic = 0;
-  free(co->keys);
-  free(co);
+  ch_free(co->keys);
+  ch_free(co);
 }
 
 int ch_join_until(ch_coro *co, void **retval, uint64_t deadline) {
   struct ch_sched *s = ch_sched_get();
-  if (!s) return -EAGAIN;
+  if (!s) return CH_E_NOSCHED;
   ch_coro *self = s->current;
   if (co == self) return -EDEADLK;
   int js = atomic_load_explicit(&co->join_state, memory_order_acquire);
@@ -441,19 +434,24 @@ static void sched_thread_exit(void *p) {
   struct ch_sched *s = p;
   /* The main thread's scheduler lives until the process ends: exit() runs TLS destructors while
    * other threads may still wake coroutines on it. */
-  if (syscall(SYS_gettid) == getpid()) return;
+  if (ch_gettid() == ch_getpid()) return;
   ch_tls_sched = NULL;
   ch_loop_free(s->loop);
   ch_stack_thread_fini(s);
-  free(s->heap);
-  free(s);
+  ch_free(s->heap);
+  ch_free(s);
 }
 
 void ch_sched_after_fork(void) {
+  ch_mem_after_fork();
   ch_stack_after_fork();
+  ch_pl_after_fork();
   struct ch_sched *old = ch_tls_sched;
+  ch_worker_after_fork(old && old->is_worker);
   if (!old) return;
   ch_coro *cur = old->current;
+  ch_thread_after_fork(cur->is_thread);
+  ch_gsync_after_fork();
   ch_tls_sched = NULL;
   /* The child shares the parent's epoll instance through the inherited fd: never touch it, just drop
    * our copies of the loop's fds. The parent's other coroutines are gone with its other threads. */
@@ -464,23 +462,34 @@ void ch_sched_after_fork(void) {
   if (s && cur != &old->main) s->main.stack = cur->stack; /* we keep running on cur's stack */
 }
 
+/* This thread's scheduler, made on first use; NULL when none can serve here: none could be made
+ * (out of fds or memory), or we are inside the runtime's own machinery (ch_tls_bypass: making this
+ * very scheduler, libev, a signal handler, a platform call). Callers then do what the native call
+ * would do — block the OS thread — and never recurse: making a scheduler calls into glibc
+ * (__cxa_thread_atexit_impl allocates), and an allocator that locks a pthread mutex comes back into
+ * our hooks while this thread has no scheduler yet. */
 struct ch_sched *ch_sched_get(void) {
   struct ch_sched *s = ch_tls_sched;
   if (CH_LIKELY(s)) return s;
-  s = calloc(1, sizeof *s);
-  if (!s) return NULL;
+  if (ch_tls_bypass) return NULL;
+  ch_tls_bypass++;
+  s = ch_alloc(sizeof *s);
+  if (!s) goto out;
   s->main.sched = s;
-  s->main.id = (uint32_t)syscall(SYS_gettid) | CH_MAIN_ID_BIT; /* as ch_self_id() says before we exist */
+  s->main.id = (uint32_t)ch_gettid() | CH_MAIN_ID_BIT; /* as ch_self_id() says before we exist */
   atomic_init(&s->main.park, CH_RUNNING);
   atomic_init(&s->main.join_state, CH_DETACHED); /* a thread's main coroutine cannot be joined */
   s->current = &s->main;
   s->loop = ch_loop_new(s);
   if (!s->loop) {
-    free(s);
-    return NULL;
+    ch_free(s);
+    s = NULL;
+    goto out;
   }
-  ch_tls_sched = s;
   ch_stack_thread_init(s);
   __cxa_thread_atexit_impl(sched_thread_exit, s, &__dso_handle);
+  ch_tls_sched = s;
+out:
+  ch_tls_bypass--;
   return s;
 }

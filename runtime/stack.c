@@ -31,12 +31,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
 
 #include "internal.h"
 #include "sanitize.h"
+#include "sys.h"
 
 #define CH_SLAB_STACKS 64
 #define CH_HOT_BYTES (32u * 1024u) /* a typical coroutine's working depth: kept resident when pooled */
@@ -70,11 +70,11 @@ static size_t pg(void) {
 
 /* Read vm.max_map_count with raw syscalls: read() may be intercepted by the hook layer. */
 static long read_max_map_count(void) {
-  int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+  int fd = (int)ch_sys4(SYS_openat, AT_FDCWD, "/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC, 0);
   if (fd < 0) return 65530;
   char buf[32];
-  long n = syscall(SYS_read, fd, buf, sizeof buf - 1);
-  syscall(SYS_close, fd);
+  long n = ch_sys(SYS_read, fd, buf, sizeof buf - 1);
+  ch_sys(SYS_close, fd, 0, 0);
   if (n <= 0) return 65530;
   buf[n] = 0;
   long v = strtol(buf, NULL, 10);
@@ -113,7 +113,7 @@ bool ch_stack_canary_ok(const struct ch_stack *st) {
 static void protect(struct ch_stack *st) {
   init_budget();
   if (atomic_fetch_sub(&guard_budget, 1) > 0) {
-    if (mprotect(st->lo - pg(), pg(), PROT_NONE) == 0) {
+    if (ch_mprotect(st->lo - pg(), pg(), PROT_NONE) == 0) {
       st->guarded = 1;
       atomic_fetch_add(&guarded_count, 1);
       return;
@@ -131,14 +131,14 @@ static int carve_from_slab(size_t size, struct ch_stack *out) {
   if (slab_next == CH_SLAB_STACKS || slab_stack_size != size) {
     if (nslabs == slabs_cap) {
       size_t ncap = slabs_cap ? slabs_cap * 2 : 64;
-      struct slab *ns = realloc(slabs, ncap * sizeof *ns);
+      struct slab *ns = ch_realloc(slabs, ncap * sizeof *ns);
       if (!ns) return -EAGAIN;
       slabs = ns;
       slabs_cap = ncap;
     }
     size_t len = CH_SLAB_STACKS * (pg() + size);
-    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    void *m = ch_mmap(NULL, len, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (m == MAP_FAILED) return -EAGAIN; /* as pthread_create reports resource exhaustion */
     slabs[nslabs++] = (struct slab){.base = m, .len = len, .in_pool = 0};
     slab_next = 0;
@@ -185,8 +185,8 @@ int ch_stack_get(struct ch_sched *s, size_t size, struct ch_stack *out) {
     ready(out);
     return 0;
   }
-  void *m = mmap(NULL, pg() + size, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  void *m = ch_mmap(NULL, pg() + size, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (m == MAP_FAILED) return -EAGAIN;
   out->lo = (char *)m + pg();
   out->size = size;
@@ -203,7 +203,7 @@ static void trim_deep(struct ch_stack *st) {
   if (st->size >= 2 * CH_HOT_BYTES && st->low_water < hot) {
     char *from = (char *)((uintptr_t)st->low_water & ~(uintptr_t)(pg() - 1));
     if (from < st->lo) from = st->lo;
-    madvise(from, (size_t)(hot - from), MADV_DONTNEED);
+    ch_madvise(from, (size_t)(hot - from), MADV_DONTNEED);
   }
   st->low_water = st->lo + st->size;
 }
@@ -221,10 +221,10 @@ void ch_stack_put(struct ch_sched *s, struct ch_stack *st) {
     ch_lock(&pool_lock);
     if (pool_len == pool_cap) {
       size_t ncap = pool_cap ? pool_cap * 2 : 256;
-      struct ch_stack *np = realloc(pool, ncap * sizeof *np);
+      struct ch_stack *np = ch_realloc(pool, ncap * sizeof *np);
       if (!np) { /* keep it out of the pool rather than fail: the memory stays mapped, unused */
         ch_unlock(&pool_lock);
-        madvise(st->lo, st->size, MADV_DONTNEED);
+        ch_madvise(st->lo, st->size, MADV_DONTNEED);
         return;
       }
       pool = np;
@@ -234,12 +234,12 @@ void ch_stack_put(struct ch_sched *s, struct ch_stack *st) {
     struct slab *sl = &slabs[st->slab_idx];
     /* Every stack of this slab is idle in the pool, and the pool is big: give the memory back. Done
      * under the lock, so no thread can take one of these stacks meanwhile. */
-    if (++sl->in_pool == CH_SLAB_STACKS && pool_len >= CH_POOL_TRIM) madvise(sl->base, sl->len, MADV_DONTNEED);
+    if (++sl->in_pool == CH_SLAB_STACKS && pool_len >= CH_POOL_TRIM) ch_madvise(sl->base, sl->len, MADV_DONTNEED);
     ch_unlock(&pool_lock);
     return;
   }
   CH_VG_STACK_DEREGISTER(st->vg_id);
-  munmap(st->lo - pg(), pg() + st->size);
+  ch_munmap(st->lo - pg(), pg() + st->size);
   if (st->guarded) {
     atomic_fetch_sub(&guarded_count, 1);
     atomic_fetch_add(&guard_budget, 1);
@@ -284,8 +284,7 @@ void ch_stack_overflow_abort(const struct ch_stack *st, bool guarded) {
   const char *c = "), e.g. COHOOK_STACK_SIZE=1M\n";
   size_t cl = strlen(c);
   memcpy(msg + n, c, cl), n += cl;
-  ssize_t w = syscall(SYS_write, 2, msg, n);
-  (void)w;
+  ch_write_err(msg, n);
   abort();
 }
 
@@ -317,8 +316,12 @@ static void segv_handler(int sig, siginfo_t *si, void *uc) {
     old_segv.sa_handler(sig);
   } else {
     /* Default action: restore it and return; the faulting instruction faults again and the kernel
-     * kills the process with SIGSEGV (and a core dump), exactly as without us. */
-    signal(sig, SIG_DFL);
+     * kills the process with SIGSEGV (and a core dump), exactly as without us. The kernel's
+     * disposition, through the platform: the hooked sigaction would record it as the program's. */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    ch_plat()->sigaction(sig, &dfl, NULL);
   }
 }
 
@@ -330,20 +333,20 @@ void ch_stack_thread_init(struct ch_sched *s) {
     sa.sa_sigaction = segv_handler;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, &old_segv);
+    ch_plat()->sigaction(SIGSEGV, &sa, &old_segv);
   }
   /* The overflow handler cannot run on the stack that overflowed: give this thread an alternate
    * signal stack, unless the program (or a sanitizer) already set one. */
   stack_t cur;
-  if (sigaltstack(NULL, &cur) == 0 && (cur.ss_flags & SS_DISABLE)) {
-    void *m = mmap(NULL, CH_ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (ch_sys(SYS_sigaltstack, NULL, &cur, 0) == 0 && (cur.ss_flags & SS_DISABLE)) {
+    void *m = ch_mmap(NULL, CH_ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m != MAP_FAILED) {
       stack_t ss = {.ss_sp = m, .ss_size = CH_ALTSTACK_SIZE, .ss_flags = 0};
-      if (sigaltstack(&ss, NULL) == 0) {
+      if (ch_sys(SYS_sigaltstack, &ss, NULL, 0) == 0) {
         s->altstack = m;
         s->altstack_size = CH_ALTSTACK_SIZE;
       } else {
-        munmap(m, CH_ALTSTACK_SIZE);
+        ch_munmap(m, CH_ALTSTACK_SIZE);
       }
     }
   }
@@ -352,8 +355,8 @@ void ch_stack_thread_init(struct ch_sched *s) {
 void ch_stack_thread_fini(struct ch_sched *s) {
   if (s->altstack) {
     stack_t ss = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
-    sigaltstack(&ss, NULL);
-    munmap(s->altstack, s->altstack_size);
+    ch_sys(SYS_sigaltstack, &ss, NULL, 0);
+    ch_munmap(s->altstack, s->altstack_size);
     s->altstack = NULL;
   }
   ch_stack_flush_cache(s);

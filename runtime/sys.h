@@ -1,10 +1,13 @@
 /*
- * sys.h — raw system calls returning -errno (musl's __syscall convention), never touching errno.
+ * sys.h — the runtime's one way into the kernel: raw system calls returning -errno (musl's
+ * __syscall convention), never touching errno.
  *
  * Inside libhook.so a call to read() from the runtime would bind to our own exported read() and come
- * straight back into the hooks; the runtime therefore makes its non-blocking attempts with the
- * instruction itself. Only used where the call is ours; calls the program made outside coroutine
- * context go to the real libc functions (hook/real.c), cancellation points and all.
+ * straight back into the hooks; the runtime therefore makes every system call with the instruction
+ * itself — never through libc's syscall(), never through a libc wrapper whose name the preload may
+ * export. (The one exception is clock_gettime, which is a vDSO call and no system call at all.)
+ * Calls the program made outside coroutine context go to the real libc functions (hook/real.c),
+ * cancellation points and all. tests/check_boundary.sh enforces the rule.
  */
 #ifndef CH_SYS_H
 #define CH_SYS_H
@@ -39,8 +42,34 @@ static inline long ch_sys6(long n, long a, long b, long c, long d, long e, long 
 #error "cohook: raw syscalls for x86_64 and aarch64 only"
 #endif
 
+#define ch_sys0(n) ch_sys6((n), 0, 0, 0, 0, 0, 0)
 #define ch_sys(n, a, b, c) ch_sys6((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
 #define ch_sys4(n, a, b, c, d) ch_sys6((n), (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
 #define ch_sys5(n, a, b, c, d, e) ch_sys6((n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0)
+
+/* A raw result that is an error: -4095..-1, as the kernel returns them. */
+#define CH_SYS_ERR(r) ((unsigned long)(long)(r) > -4096ul)
+
+/* mmap through the instruction; MAP_FAILED (with nothing in errno) on failure. */
+static inline void *ch_mmap(void *addr, unsigned long len, int prot, int flags, int fd, long off) {
+  long r = ch_sys6(SYS_mmap, (long)addr, (long)len, prot, flags, fd, off);
+  return CH_SYS_ERR(r) ? (void *)-1 : (void *)r;
+}
+#define ch_munmap(a, l) ch_sys(SYS_munmap, (a), (l), 0)
+#define ch_mprotect(a, l, p) ch_sys(SYS_mprotect, (a), (l), (p))
+#define ch_madvise(a, l, adv) ch_sys(SYS_madvise, (a), (l), (adv))
+#define ch_gettid() ((int)ch_sys0(SYS_gettid))
+#define ch_getpid() ((int)ch_sys0(SYS_getpid))
+
+/* Everything the runtime says to the user goes to stderr this way: it must reach them even when the
+ * program's stdio is broken and must never park (a dying program's write() could, through a hook). */
+static inline void ch_write_err(const char *msg, unsigned long len) {
+  while (len) {
+    long w = ch_sys(SYS_write, 2, msg, len);
+    if (w == -4 /* EINTR */) continue;
+    if (w <= 0) return;
+    msg += w, len -= (unsigned long)w;
+  }
+}
 
 #endif /* CH_SYS_H */

@@ -9,10 +9,9 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "internal.h"
+#include "sys.h"
 
 #define CH_KEYS_MAX 1024
 #define CH_DESTRUCTOR_ITERATIONS 4 /* PTHREAD_DESTRUCTOR_ITERATIONS */
@@ -35,7 +34,7 @@ extern void *__dso_handle;
 uint32_t ch_self_id(void) {
   struct ch_sched *s = ch_tls_sched;
   if (s) return (uint32_t)s->current->id;
-  if (CH_UNLIKELY(!tls_self_id)) tls_self_id = (uint32_t)syscall(SYS_gettid) | CH_MAIN_ID_BIT;
+  if (CH_UNLIKELY(!tls_self_id)) tls_self_id = (uint32_t)ch_gettid() | CH_MAIN_ID_BIT;
   return tls_self_id;
 }
 
@@ -87,7 +86,7 @@ void ch_keys_thread_exit(void) {
 static void tls_keys_exit(void *unused) {
   (void)unused;
   run_destructors(&tls_keys, &tls_nkeys);
-  free(tls_keys);
+  ch_free(tls_keys);
   tls_keys = NULL;
   tls_nkeys = 0;
 }
@@ -123,10 +122,14 @@ int ch_key_set(unsigned key, const void *val) {
   storage(&kv, &n);
   if (key >= *n) {
     unsigned nn = key < 16 ? 16 : key + 1 < CH_KEYS_MAX / 2 ? 2 * (key + 1) : CH_KEYS_MAX;
-    struct ch_keyval *p = realloc(*kv, nn * sizeof *p);
+    struct ch_keyval *p = ch_realloc(*kv, nn * sizeof *p);
     if (!p) return -ENOMEM;
     for (unsigned i = *n; i < nn; i++) p[i] = (struct ch_keyval){0, NULL};
-    if (!*kv && kv == &tls_keys) __cxa_thread_atexit_impl(tls_keys_exit, NULL, &__dso_handle);
+    if (!*kv && kv == &tls_keys) {
+      ch_tls_bypass++; /* glibc allocates the registration: see ch_sched_get */
+      __cxa_thread_atexit_impl(tls_keys_exit, NULL, &__dso_handle);
+      ch_tls_bypass--;
+    }
     *kv = p;
     *n = nn;
   }
@@ -158,12 +161,12 @@ void ch_thread_main_exiting(void) {
   if (atomic_load(&live_threads) == 0 && ch_worker_count() > 0) exit(0);
 }
 
-static void thread_exit(ch_coro *co) {
+void ch_thread_on_exit(ch_coro *co) {
   run_destructors(&co->keys, &co->nkeys);
-  if (ch_thread_exit_robust) ch_thread_exit_robust(co);
+  ch_robust_owner_died(co);
   if (atomic_fetch_sub(&live_threads, 1) == 1 && atomic_load(&main_gone)) exit(0);
 }
 
-void (*ch_thread_exit_robust)(ch_coro *co);
-
-__attribute__((constructor(102))) static void thread_init(void) { ch_thread_exit_hook = thread_exit; }
+void ch_thread_after_fork(bool self_is_thread) {
+  atomic_store(&live_threads, self_is_thread ? 1 : 0);
+}

@@ -6,6 +6,10 @@
  * how to block, see loop.c) and nanosecond precision (usleep(100) must not become a 1 ms sleep). Each
  * timer lives inside the parked coroutine's own frame and records its heap index, so removal when a
  * wait ends early is O(log n) and no allocation happens per wait.
+ *
+ * Invariants (asserted in debug builds): heap[t->idx] == t for every armed timer, t->idx == SIZE_MAX
+ * for every disarmed one; a parent's deadline is never later than its children's; only the
+ * scheduler's own thread touches its heap.
  */
 #include <stdlib.h>
 
@@ -41,20 +45,23 @@ static void sift_down(struct ch_sched *s, size_t i) {
 }
 
 void ch_timer_add(struct ch_sched *s, struct ch_timer *t) {
+  CH_ASSERT(s == ch_tls_sched && t->idx == SIZE_MAX);
   if (s->heap_len == s->heap_cap) {
     size_t ncap = s->heap_cap ? s->heap_cap * 2 : 64;
-    struct ch_timer **nh = realloc(s->heap, ncap * sizeof *nh);
+    struct ch_timer **nh = ch_realloc(s->heap, ncap * sizeof *nh);
     if (!nh) ch_die("cohook: out of memory growing the timer heap");
     s->heap = nh;
     s->heap_cap = ncap;
   }
   place(s, s->heap_len++, t);
   sift_up(s, t->idx);
+  CH_ASSERT(t->idx == 0 || s->heap[(t->idx - 1) / 2]->deadline <= t->deadline);
 }
 
 void ch_timer_del(struct ch_sched *s, struct ch_timer *t) {
   size_t i = t->idx;
   if (i == SIZE_MAX) return;
+  CH_ASSERT(s == ch_tls_sched && i < s->heap_len && s->heap[i] == t);
   t->idx = SIZE_MAX;
   struct ch_timer *last = s->heap[--s->heap_len];
   if (i == s->heap_len) return;

@@ -7,11 +7,9 @@
  * another thread's errno). Workers block every asynchronous signal, so the kernel delivers those to
  * the program's own threads — the main thread, typically — exactly where the program expects them.
  *
- * The pool is started on first use, with the real pthread_create. The runtime otherwise knows nothing
- * of interposition; this one lookup (dlsym RTLD_NEXT) is the exception, because in libhook.so the
- * name pthread_create is our own hook.
+ * The pool is started on first use, with glibc's pthread_create from the platform table (in
+ * libhook.so the plain name is our own hook).
  */
-#include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -19,6 +17,7 @@
 #include <sys/prctl.h>
 
 #include "internal.h"
+#include "sys.h"
 
 struct worker {
   struct ch_sched *_Atomic sched;
@@ -28,17 +27,18 @@ struct worker {
 static struct worker *workers;
 static _Atomic int nworkers; /* published once all are running */
 static ch_lock_t start_lock;
+static sigset_t program_mask; /* the mask of the thread that started the pool: the program's threads' */
 
 static void *worker_main(void *arg) {
   struct worker *w = arg;
   char name[16] = "cohook-worker";
-  prctl(PR_SET_NAME, name, 0, 0, 0);
+  ch_sys(SYS_prctl, PR_SET_NAME, name, 0);
   sigset_t set;
-  sigfillset(&set);
+  sigfillset(&set); /* glibc leaves its own internal signals (SIGCANCEL, SIGSETXID) out of it */
   /* Keep the synchronous ones: a fault in a coroutine must still reach its handler here. */
   sigdelset(&set, SIGSEGV), sigdelset(&set, SIGBUS), sigdelset(&set, SIGILL);
   sigdelset(&set, SIGFPE), sigdelset(&set, SIGTRAP), sigdelset(&set, SIGSYS);
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  ch_sys4(SYS_rt_sigprocmask, SIG_BLOCK, &set, NULL, _NSIG / 8);
   struct ch_sched *s = ch_sched_get();
   if (!s) ch_die("cohook: a worker thread could not create its event loop (out of fds or memory?)");
   s->is_worker = true;
@@ -61,22 +61,28 @@ static int start(void) {
   int want = ch_config.workers;
   if (want <= 0) {
     cpu_set_t cpus;
-    want = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+    CPU_ZERO(&cpus);
+    want = ch_sys(SYS_sched_getaffinity, 0, sizeof cpus, &cpus) > 0 ? CPU_COUNT(&cpus) : 1;
     if (want < 1) want = 1;
   }
-  __typeof__(pthread_create) *real_create = (__typeof__(pthread_create) *)dlsym(RTLD_NEXT, "pthread_create");
-  if (!real_create) real_create = pthread_create; /* linked directly (libcohook.so): no hook in the way */
-  workers = calloc((size_t)want, sizeof *workers);
+  ch_sys4(SYS_rt_sigprocmask, SIG_BLOCK, NULL, &program_mask, _NSIG / 8);
+  workers = ch_alloc((size_t)want * sizeof *workers);
   if (!workers) ch_die("cohook: out of memory starting %d workers", want);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 256 * 1024);
-  for (int i = 0; i < want; i++)
-    if (real_create(&workers[i].tid, &attr, worker_main, &workers[i]) != 0)
+  for (int i = 0; i < want; i++) {
+    ch_tls_bypass++; /* glibc allocates the thread: see platform.h */
+    int rc = ch_plat()->thread_create(&workers[i].tid, &attr, worker_main, &workers[i]);
+    ch_tls_bypass--;
+    if (rc != 0)
       ch_die("cohook: cannot start worker thread %d of %d (COHOOK_WORKERS); lower COHOOK_WORKERS", i + 1, want);
+  }
   pthread_attr_destroy(&attr);
+  /* The OS thread's yield, never the hooked sched_yield: that could run another coroutine here,
+   * which could come back into start() and deadlock on start_lock. */
   for (int i = 0; i < want; i++)
-    while (!atomic_load_explicit(&workers[i].sched, memory_order_acquire)) sched_yield();
+    while (!atomic_load_explicit(&workers[i].sched, memory_order_acquire)) ch_sys0(SYS_sched_yield);
   atomic_store(&nworkers, want);
   ch_unlock(&start_lock);
   return want;
@@ -95,4 +101,13 @@ struct ch_sched *ch_worker_pick(void) {
     if (l < best_load) best = s, best_load = l;
   }
   return best;
+}
+
+void ch_worker_after_fork(bool on_worker) {
+  /* The parent's workers (their schedulers and run queues) stay behind as unreachable memory: the
+   * threads that ran them are gone. */
+  workers = NULL;
+  atomic_store(&nworkers, 0);
+  atomic_store(&start_lock.state, 0);
+  if (on_worker) ch_sys4(SYS_rt_sigprocmask, SIG_SETMASK, &program_mask, NULL, _NSIG / 8);
 }

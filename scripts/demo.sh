@@ -21,21 +21,9 @@ quick=0
 if [ "$quick" = 1 ]; then secs=1 warm=1 settle=0.2 crawl_n=20; else secs=6 warm=2 settle=0.5 crawl_n=50; fi
 
 # ---- dependencies ---------------------------------------------------------------------------------
-need=()
-for p in cmake make gcc pkg-config libev-dev libcmocka-dev wrk gnuplot-nox; do
-  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
-done
+need=(cmake make gcc pkg-config libev-dev libcmocka-dev wrk gnuplot-nox)
 command -v python3 >/dev/null || need+=(python3)
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "== installing: ${need[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  else
-    echo "demo.sh: missing packages: ${need[*]} (run: sudo apt-get install ${need[*]})" >&2
-    exit 1
-  fi
-fi
+scripts/ensure-packages.sh demo.sh "${need[@]}"
 perf_ok=0
 if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then perf_ok=1; fi
 

@@ -20,20 +20,10 @@ for a in "$@"; do
 done
 
 pkgs=(cmake make gcc pkg-config libev-dev libcmocka-dev valgrind curl wget)
+pkgs+=(libjemalloc2 libgoogle-perftools4 libmimalloc2.0) # tests/alloc: other allocators preloaded after ours
 [ "$quick" = 1 ] || pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
-missing=()
-for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-command -v python3 >/dev/null || missing+=(python3) # the real-programs test drives python3
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "== installing: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  else
-    echo "scripts/test.sh: missing packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})" >&2
-    exit 1
-  fi
-fi
+command -v python3 >/dev/null || pkgs+=(python3) # the real-programs test drives python3
+scripts/ensure-packages.sh scripts/test.sh "${pkgs[@]}"
 
 jobs=$(nproc)
 fail=0

@@ -1,36 +1,72 @@
 #!/usr/bin/env bash
-# run_prog.sh HOOK PROG [ARGS...] — run a plain program natively and under LD_PRELOAD=HOOK, each in
-# its own process with a timeout, and require the same stdout and the same exit status.
+# run_prog.sh HOOK PROG [ARGS...] — run a plain program once natively and twice under
+# LD_PRELOAD=HOOK (COHOOK_WORKERS=1, then COHOOK_WORKERS=2), each in its own process with a timeout,
+# and require each preloaded run to give the native run's stdout and exit status.
 #
 # Programs print only what must match (results, not timings) on stdout, diagnostics on stderr.
 # PROG_TIMEOUT (seconds, default 60) bounds each run; PROG_WRAP (e.g. "valgrind -q") wraps the
-# preloaded run.
+# preloaded runs. PROG_PRELOAD_AFTER (a library path, or empty) is preloaded after HOOK in the
+# preloaded runs and alone in the native run, so that both use the same allocator (tests/alloc/).
 set -u
 hook=$1
 shift
 t=${PROG_TIMEOUT:-60}
+after=${PROG_PRELOAD_AFTER:-}
+worker_counts=(1 2)
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
-timeout -k 5 "$t" "$@" >"$dir/native.out" 2>"$dir/native.err"
+# "139 (SIGSEGV)" for a status that timeout(1) reports for a signal, the number otherwise
+status() {
+  local s=$1
+  if [ "$s" -gt 128 ] && [ "$s" -lt 160 ] && [ "$s" != 124 ]; then
+    echo "$s (SIG$(kill -l $((s - 128)) 2>/dev/null || echo '?'))"
+  else
+    echo "$s"
+  fi
+}
+
+if [ -n "$after" ]; then
+  timeout -k 5 "$t" env LD_PRELOAD="$after" "$@" >"$dir/native.out" 2>"$dir/native.err"
+else
+  timeout -k 5 "$t" "$@" >"$dir/native.out" 2>"$dir/native.err"
+fi
 rc_native=$?
-# shellcheck disable=SC2086 # PROG_WRAP is a command line
-timeout -k 5 "$t" env LD_PRELOAD="$hook" ${PROG_WRAP:-} "$@" >"$dir/hooked.out" 2>"$dir/hooked.err"
-rc_hooked=$?
 
 fail=0
 if [ "$rc_native" = 124 ] || [ "$rc_native" = 137 ]; then echo "native run timed out after ${t}s"; fail=1; fi
-if [ "$rc_hooked" = 124 ] || [ "$rc_hooked" = 137 ]; then echo "preloaded run timed out after ${t}s"; fail=1; fi
-if [ "$rc_native" != "$rc_hooked" ]; then echo "exit status differs: native $rc_native, preloaded $rc_hooked"; fail=1; fi
-if ! cmp -s "$dir/native.out" "$dir/hooked.out"; then
-  echo "stdout differs (native <, preloaded >):"
-  diff "$dir/native.out" "$dir/hooked.out" | head -40
-  fail=1
-fi
+bad=()
+for w in "${worker_counts[@]}"; do
+  # shellcheck disable=SC2086 # PROG_WRAP is a command line
+  timeout -k 5 "$t" env LD_PRELOAD="$hook${after:+ $after}" COHOOK_WORKERS="$w" ${PROG_WRAP:-} "$@" \
+    >"$dir/hooked$w.out" 2>"$dir/hooked$w.err"
+  rc=$?
+  wfail=0
+  what="preloaded run with COHOOK_WORKERS=$w"
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then echo "$what timed out after ${t}s"; wfail=1; fi
+  if [ "$rc_native" != "$rc" ]; then
+    echo "$what: exit status differs: native $(status "$rc_native"), preloaded $(status "$rc")"
+    wfail=1
+  fi
+  if ! cmp -s "$dir/native.out" "$dir/hooked$w.out"; then
+    echo "$what: stdout differs (native <, preloaded >):"
+    diff "$dir/native.out" "$dir/hooked$w.out" | head -40
+    wfail=1
+  fi
+  if [ "$wfail" = 1 ]; then
+    echo "--- stderr of the $what"
+    head -c 4000 "$dir/hooked$w.err"
+    bad+=("$w")
+    fail=1
+  fi
+done
+
 if [ "$fail" = 1 ]; then
-  echo "--- native stderr";    head -c 4000 "$dir/native.err"
-  echo "--- preloaded stderr"; head -c 4000 "$dir/hooked.err"
+  echo "--- native stderr"
+  head -c 4000 "$dir/native.err"
+  echo "FAIL (differs with COHOOK_WORKERS=${bad[*]:-none}${after:+; PROG_PRELOAD_AFTER=$after}): $*"
   exit 1
 fi
 lines=$(wc -l <"$dir/native.out")
-echo "same output ($lines lines) and exit status ($rc_native) natively and preloaded: $*"
+echo "same output ($lines lines) and exit status ($rc_native) natively and preloaded" \
+  "(COHOOK_WORKERS=${worker_counts[*]}${after:+, allocator $after}): $*"

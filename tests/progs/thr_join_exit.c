@@ -11,20 +11,9 @@
 #include "progs.h"
 #include "thr_util.h"
 
-
-
 static void wait_flag(_Atomic int *f, int want) {
   for (int i = 0; i < 10000 && atomic_load(f) != want; i++) CHECK(usleep(1000) == 0);
   CHECK(atomic_load(f) == want);
-}
-
-static struct timespec in_ms(long ms) {
-  struct timespec ts;
-  CHECK(clock_gettime(CLOCK_REALTIME, &ts) == 0);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-  return ts;
 }
 
 /* ---- pthread_exit from deep inside ---------------------------------------------------------------- */
@@ -162,17 +151,17 @@ int main(void) {
   atomic_store(&release_slow, 0);
   CHECK(pthread_create(&t, NULL, slow_thread, (void *)7) == 0);
   expect("tryjoin while running", pthread_tryjoin_np(t, &ret), EBUSY);
-  struct timespec d = in_ms(100);
+  struct timespec d = thr_in_ms(CLOCK_REALTIME, 100);
   double t0 = now_s();
   expect("timedjoin while running", pthread_timedjoin_np(t, &ret, &d), ETIMEDOUT);
   double took = now_s() - t0;
   int ok = took >= 0.099 && took < 0.5;
   printf("timedjoin waited ~100ms: %s\n", ok ? "yes" : "NO");
   if (!ok) failures++, fprintf(stderr, "timedjoin took %.6f s\n", took);
-  d = in_ms(-1000);
+  d = thr_in_ms(CLOCK_REALTIME, -1000);
   expect("timedjoin in the past while running", pthread_timedjoin_np(t, &ret, &d), ETIMEDOUT);
   atomic_store(&release_slow, 1);
-  d = in_ms(5000);
+  d = thr_in_ms(CLOCK_REALTIME, 5000);
   ret = NULL;
   expect("timedjoin after release", pthread_timedjoin_np(t, &ret, &d), 0);
   printf("timedjoin value: %ld\n", (long)(intptr_t)ret);

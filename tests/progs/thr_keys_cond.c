@@ -18,8 +18,6 @@
 
 static pthread_t main_thread;
 
-
-
 /* ---- keys ----------------------------------------------------------------------------------------- */
 
 struct rec {
@@ -154,19 +152,10 @@ static void keys(void) {
 
 /* ---- condition variables -------------------------------------------------------------------------- */
 
-static struct timespec in_ms(clockid_t clk, long ms) {
-  struct timespec ts;
-  CHECK(clock_gettime(clk, &ts) == 0);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-  return ts;
-}
-
 static void timed_case(const char *what, pthread_cond_t *cv, pthread_mutex_t *m, clockid_t clk, int use_clockwait) {
   char w[128];
   CHECK(pthread_mutex_lock(m) == 0);
-  struct timespec ts = in_ms(clk, 100);
+  struct timespec ts = thr_in_ms(clk, 100);
   double t0 = now_s();
   int r = use_clockwait ? pthread_cond_clockwait(cv, m, clk, &ts) : pthread_cond_timedwait(cv, m, &ts);
   double took = now_s() - t0;
@@ -244,7 +233,7 @@ static void *early_waiter(void *arg) {
   (void)arg;
   CHECK(pthread_mutex_lock(&tm) == 0);
   waiting++;
-  struct timespec ts = in_ms(CLOCK_REALTIME, 5000);
+  struct timespec ts = thr_in_ms(CLOCK_REALTIME, 5000);
   double t0 = now_s();
   early_r = 0;
   while (tokens == 0 && early_r == 0) early_r = pthread_cond_timedwait(&tcv, &tm, &ts);
@@ -284,7 +273,7 @@ static void mixed_wait(void) {
   const char *who = pthread_equal(pthread_self(), main_thread) ? "main" : "thread";
   char w[128];
   CHECK(pthread_mutex_lock(&m) == 0);
-  struct timespec ts = in_ms(CLOCK_REALTIME, 50);
+  struct timespec ts = thr_in_ms(CLOCK_REALTIME, 50);
   int r;
   do r = pthread_cond_timedwait(&cv, &m, &ts); while (r == 0);
   snprintf(w, sizeof w, "%s: pshared cond, errorcheck mutex: timedwait", who);
@@ -293,7 +282,7 @@ static void mixed_wait(void) {
   expect(w, pthread_mutex_unlock(&m), 0);
   /* Nobody signals this condition variable: glibc's timed wait returns only at its deadline. */
   CHECK(pthread_mutex_lock(&m) == 0);
-  ts = in_ms(CLOCK_REALTIME, 100);
+  ts = thr_in_ms(CLOCK_REALTIME, 100);
   double t0 = now_s();
   r = pthread_cond_timedwait(&cv, &m, &ts);
   double took = now_s() - t0;
@@ -331,11 +320,11 @@ static void conds(void) {
   timed_case("monotonic cond clockwait realtime", &mono, &m, CLOCK_REALTIME, 1);
 
   CHECK(pthread_mutex_lock(&m) == 0);
-  struct timespec past = in_ms(CLOCK_REALTIME, -1000);
+  struct timespec past = thr_in_ms(CLOCK_REALTIME, -1000);
   expect("timedwait in the past", pthread_cond_timedwait(&real, &m, &past), ETIMEDOUT);
   struct timespec bad = {0, 2000000000L};
   expect("timedwait bad nsec", pthread_cond_timedwait(&real, &m, &bad), EINVAL);
-  struct timespec ts = in_ms(CLOCK_MONOTONIC, 100);
+  struct timespec ts = thr_in_ms(CLOCK_MONOTONIC, 100);
   expect("clockwait CLOCK_PROCESS_CPUTIME_ID", pthread_cond_clockwait(&real, &m, CLOCK_PROCESS_CPUTIME_ID, &ts), EINVAL);
   expect("mutex still held after refused waits: relock", pthread_mutex_lock(&m), EDEADLK);
   CHECK(pthread_mutex_unlock(&m) == 0);
@@ -347,7 +336,7 @@ static void conds(void) {
   CHECK(pthread_cond_signal(&tcv) == 0);
   CHECK(pthread_cond_broadcast(&tcv) == 0);
   CHECK(pthread_mutex_lock(&tm) == 0);
-  ts = in_ms(CLOCK_REALTIME, 100);
+  ts = thr_in_ms(CLOCK_REALTIME, 100);
   int r;
   do r = pthread_cond_timedwait(&tcv, &tm, &ts); while (r == 0); /* spurious wake-ups aside */
   expect("wait after a signal nobody waited for", r, ETIMEDOUT);
