@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -47,7 +48,8 @@
   X(sem_wait) X(sem_trywait) X(sem_timedwait) X(sem_clockwait) X(sem_post) X(sem_getvalue)          \
   X(sem_destroy) X(pthread_mutex_destroy) X(pthread_spin_lock) X(pthread_setname_np) X(pthread_getname_np)            \
   X(pthread_getschedparam) X(pthread_setschedparam) X(pthread_getaffinity_np)                      \
-  X(pthread_setaffinity_np) X(pthread_getcpuclockid) X(pthread_cancel) X(epoll_create1) X(epoll_create) X(eventfd) X(timerfd_create) X(signalfd) X(fclose)
+  X(pthread_setaffinity_np) X(pthread_getcpuclockid) X(pthread_cancel) X(epoll_create1) X(epoll_create) X(eventfd) X(timerfd_create) X(signalfd) X(fclose) \
+  X(pthread_key_create) X(pthread_setspecific)
 
 struct ch_real {
 #define CH_REAL_FIELD(n) __typeof__(n) *n;
@@ -61,6 +63,12 @@ void ch_real_init(void);
  * whether sig's handler was installed with SA_RESTART. */
 bool ch_hook_run_handler(int sig);
 bool ch_sig_restarts(int sig);
+
+/* real.c: the executable range of the program's allocator when it is not libc's (empty otherwise). */
+extern uintptr_t ch_alloc_lo, ch_alloc_hi;
+static inline bool ch_from_allocator(const void *ret) {
+  return (uintptr_t)ret - ch_alloc_lo < ch_alloc_hi - ch_alloc_lo;
+}
 
 /* The real function; resolved on first use if a hook runs before our constructor (another library's
  * constructor may already do I/O). */

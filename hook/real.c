@@ -3,9 +3,12 @@
  * runtime its platform table (runtime/platform.h) built from them, since in the preload the plain
  * names are our own hooks.
  */
+#include <link.h>
+
 #include "hook.h"
 
 struct ch_real ch_real;
+uintptr_t ch_alloc_lo, ch_alloc_hi;
 struct ch_platform ch_platform;
 
 void ch_real_init(void) {
@@ -32,9 +35,38 @@ void ch_platform_fill(void) {
       .sem_wait = ch_real.sem_wait,
       .sem_trywait = ch_real.sem_trywait,
       .sem_clockwait = ch_real.sem_clockwait,
+      .key_create = ch_real.pthread_key_create,
+      .setspecific = ch_real.pthread_setspecific,
   };
   /* Last: ch_plat() takes a non-NULL thread_create as "filled". */
   __atomic_store_n(&ch_platform.thread_create, ch_real.pthread_create, __ATOMIC_RELEASE);
+}
+
+/* The program's allocator, when it is not libc's own (jemalloc, tcmalloc, a wrapper preloaded after
+ * us): the address range of the object that defines malloc. Its pthread mutexes are taken with the
+ * allocator's per-thread state half-updated (jemalloc's thread cache lives in initial-exec TLS, which
+ * is the worker's, shared by every coroutine on it); a coroutine that parked there would let another
+ * coroutine of the same worker into that state. So a lock taken from inside the allocator never
+ * parks: it waits as glibc's own internal locks do, on the OS thread (hook/sync.c). */
+static int find_alloc(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)size;
+  uintptr_t a = (uintptr_t)data;
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+    uintptr_t s = info->dlpi_addr + ph->p_vaddr, e = s + ph->p_memsz;
+    if (s < lo) lo = s;
+    if (e > hi) hi = e;
+  }
+  if (a < lo || a >= hi) return 0;
+  if (!strstr(info->dlpi_name, "/libc.so")) ch_alloc_lo = lo, ch_alloc_hi = hi;
+  return 1;
+}
+
+static void find_allocator(void) {
+  void *m = dlsym(RTLD_DEFAULT, "malloc");
+  if (m) dl_iterate_phdr(find_alloc, m);
 }
 
 static const struct ch_upcalls upcalls = {
@@ -46,4 +78,5 @@ static const struct ch_upcalls upcalls = {
 __attribute__((constructor(101))) static void ch_real_ctor(void) {
   ch_platform_fill();
   ch_upcalls_register(&upcalls);
+  find_allocator();
 }

@@ -24,7 +24,18 @@ static bool ts_ok(const struct timespec *ts) { return ts && ts->tv_nsec >= 0 && 
 
 /* ---- mutex ---------------------------------------------------------------------------------------- */
 
-CH_EXPORT int pthread_mutex_lock(pthread_mutex_t *m) { return ch_pmutex_lock(m); }
+/* Called from inside the program's allocator: never park (real.c says why); wait on the OS thread. */
+static int lock_in_allocator(pthread_mutex_t *m) {
+  ch_tls_bypass++;
+  int r = ch_pmutex_lock(m);
+  ch_tls_bypass--;
+  return r;
+}
+
+CH_EXPORT int pthread_mutex_lock(pthread_mutex_t *m) {
+  if (CH_UNLIKELY(ch_from_allocator(__builtin_return_address(0)))) return lock_in_allocator(m);
+  return ch_pmutex_lock(m);
+}
 CH_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m) { return ch_pmutex_trylock(m); }
 CH_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m) { return ch_pmutex_unlock(m); }
 CH_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abs) {

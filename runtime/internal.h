@@ -204,6 +204,10 @@ extern CH_TLS int ch_tls_bypass;
 struct ch_sched *ch_sched_get(void);     /* this thread's scheduler, created on first use */
 static inline struct ch_sched *ch_sched_peek(void) { return ch_tls_sched; }
 void ch_sched_destroy_current(void);
+void ch_sched_thread_exit(void); /* this OS thread is exiting: release its scheduler */
+/* Make sure this OS thread's runtime state (scheduler, key values) is released when it exits: once
+ * per thread, through one glibc key (no allocation, see platform.h). */
+void ch_os_thread_register(void);
 
 int ch_spawn(ch_coro **out, cohook_fn fn, void *arg, size_t stack_size, bool detached);
 /* Spawn onto another thread's scheduler (a worker). *out is written before the coroutine can run. */

@@ -55,6 +55,11 @@ struct ch_platform {
   int (*sem_wait)(sem_t *);
   int (*sem_trywait)(sem_t *);
   int (*sem_clockwait)(sem_t *, clockid_t, const struct timespec *);
+  /* glibc's own thread-specific keys: the runtime's one key that runs its per-OS-thread clean-up at
+   * thread exit (thread.c). glibc's keys below 32 never allocate, unlike __cxa_thread_atexit_impl,
+   * which callocs through the program's allocator. */
+  int (*key_create)(pthread_key_t *, void (*)(void *));
+  int (*setspecific)(pthread_key_t, const void *);
 };
 
 /* Defined once per product (see above); complete once ch_platform_fill() has run. */

@@ -23,6 +23,8 @@ void ch_platform_fill(void) {
       .sem_wait = sem_wait,
       .sem_trywait = sem_trywait,
       .sem_clockwait = sem_clockwait,
+      .key_create = pthread_key_create,
+      .setspecific = pthread_setspecific,
   };
   /* Last: ch_plat() takes a non-NULL thread_create as "filled". */
   __atomic_store_n(&ch_platform.thread_create, pthread_create, __ATOMIC_RELEASE);

@@ -35,8 +35,6 @@ CH_TLS struct ch_sched *ch_tls_sched;
 CH_TLS int ch_tls_bypass;
 static _Atomic uint64_t next_id = 1;
 
-extern int __cxa_thread_atexit_impl(void (*func)(void *), void *obj, void *dso_symbol);
-extern void *__dso_handle;
 
 /* ---- run queue (this thread only) ---------------------------------------------------------------- */
 
@@ -430,8 +428,9 @@ int ch_detach(ch_coro *co) {
 
 /* ---- per-thread scheduler ------------------------------------------------------------------------- */
 
-static void sched_thread_exit(void *p) {
-  struct ch_sched *s = p;
+void ch_sched_thread_exit(void) {
+  struct ch_sched *s = ch_tls_sched;
+  if (!s) return;
   /* The main thread's scheduler lives until the process ends: exit() runs TLS destructors while
    * other threads may still wake coroutines on it. */
   if (ch_gettid() == ch_getpid()) return;
@@ -466,7 +465,7 @@ void ch_sched_after_fork(void) {
  * (out of fds or memory), or we are inside the runtime's own machinery (ch_tls_bypass: making this
  * very scheduler, libev, a signal handler, a platform call). Callers then do what the native call
  * would do — block the OS thread — and never recurse: making a scheduler calls into glibc
- * (__cxa_thread_atexit_impl allocates), and an allocator that locks a pthread mutex comes back into
+ * (ch_os_thread_register), and an allocator that locks a pthread mutex comes back into
  * our hooks while this thread has no scheduler yet. */
 struct ch_sched *ch_sched_get(void) {
   struct ch_sched *s = ch_tls_sched;
@@ -487,8 +486,8 @@ struct ch_sched *ch_sched_get(void) {
     goto out;
   }
   ch_stack_thread_init(s);
-  __cxa_thread_atexit_impl(sched_thread_exit, s, &__dso_handle);
   ch_tls_sched = s;
+  ch_os_thread_register(); /* the scheduler goes when the thread does */
 out:
   ch_tls_bypass--;
   return s;

@@ -27,9 +27,14 @@ static _Atomic int main_gone;      /* the main thread called pthread_exit */
 static CH_TLS struct ch_keyval *tls_keys;
 static CH_TLS unsigned tls_nkeys;
 static CH_TLS uint32_t tls_self_id;
+/* This OS thread's key destructors have run (it is exiting): a destructor that sets a value again
+ * gets no further rounds than POSIX's PTHREAD_DESTRUCTOR_ITERATIONS. jemalloc's destructor re-sets
+ * its key to be called again, counting on that bound; re-arming our clean-up for it would loop. */
+static CH_TLS bool tls_keys_done;
 
-extern int __cxa_thread_atexit_impl(void (*func)(void *), void *obj, void *dso_symbol);
-extern void *__dso_handle;
+static CH_TLS bool tls_registered;  /* this OS thread's clean-up key is set */
+static pthread_key_t os_key;        /* glibc's key whose destructor is os_thread_exit */
+static _Atomic int os_key_state;    /* 0 none, 1 being made, 2 made, -1 none can be made */
 
 uint32_t ch_self_id(void) {
   struct ch_sched *s = ch_tls_sched;
@@ -83,12 +88,27 @@ void ch_keys_thread_exit(void) {
   run_destructors(&tls_keys, &tls_nkeys);
 }
 
-static void tls_keys_exit(void *unused) {
+/* glibc runs this at the exit of an OS thread that used the runtime (its pthread_exit or return,
+ * not exit(): glibc runs no key destructors there, and neither do we — as natively). */
+static void os_thread_exit(void *unused) {
   (void)unused;
+  tls_keys_done = true;
   run_destructors(&tls_keys, &tls_nkeys);
   ch_free(tls_keys);
   tls_keys = NULL;
   tls_nkeys = 0;
+  ch_sched_thread_exit();
+}
+
+void ch_os_thread_register(void) {
+  if (tls_registered) return;
+  int st = atomic_load_explicit(&os_key_state, memory_order_acquire);
+  if (st == 0 && atomic_compare_exchange_strong(&os_key_state, &st, 1)) {
+    st = ch_plat()->key_create(&os_key, os_thread_exit) == 0 ? 2 : -1;
+    atomic_store_explicit(&os_key_state, st, memory_order_release);
+  }
+  while (st == 1) st = atomic_load_explicit(&os_key_state, memory_order_acquire);
+  if (st == 2 && ch_plat()->setspecific(os_key, (void *)1) == 0) tls_registered = true;
 }
 
 /* The value array of whoever is running: a coroutine-thread's own, or this OS thread's. */
@@ -125,11 +145,7 @@ int ch_key_set(unsigned key, const void *val) {
     struct ch_keyval *p = ch_realloc(*kv, nn * sizeof *p);
     if (!p) return -ENOMEM;
     for (unsigned i = *n; i < nn; i++) p[i] = (struct ch_keyval){0, NULL};
-    if (!*kv && kv == &tls_keys) {
-      ch_tls_bypass++; /* glibc allocates the registration: see ch_sched_get */
-      __cxa_thread_atexit_impl(tls_keys_exit, NULL, &__dso_handle);
-      ch_tls_bypass--;
-    }
+    if (kv == &tls_keys && !tls_keys_done) ch_os_thread_register();
     *kv = p;
     *n = nn;
   }

@@ -153,7 +153,9 @@ run_mode() {
       what="died at start: its cache process died ($(grep -m1 -E "$died" "$log"))"
       stop_varnish
     else
-      what="did not answer within 30 s"
+      local kids
+      kids=$(pgrep -P "$vpid" 2>/dev/null | tr '\n' ' ' || true)
+      what="hung at start: no answer within 30 s (manager running, cache process: ${kids:-none})"
       stop_varnish
     fi
     echo "$mode varnishd $what; its log:"

@@ -8,10 +8,17 @@
 # preloaded runs. PROG_PRELOAD_AFTER (a library path, or empty) is preloaded after HOOK in the
 # preloaded runs and alone in the native run, so that both use the same allocator (tests/alloc/).
 set -u
-hook=$1
+# The dynamic loader looks a preload without a slash up in the library path, and a preload it
+# cannot find is skipped with a warning: make both absolute, and refuse missing ones.
+for f in "$1" ${PROG_PRELOAD_AFTER:+"$PROG_PRELOAD_AFTER"}; do
+  [ -e "$f" ] || { echo "run_prog.sh: $f: no such file" >&2; exit 2; }
+done
+abs() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
+hook=$(abs "$1")
 shift
 t=${PROG_TIMEOUT:-60}
 after=${PROG_PRELOAD_AFTER:-}
+[ -z "$after" ] || after=$(abs "$after")
 worker_counts=(1 2)
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -26,24 +33,37 @@ status() {
   fi
 }
 
+# bounded NAME CMD...: CMD under timeout, stdout and stderr to $dir/NAME.out and .err; sets rc.
+# timeout(1) makes a process group of its own: whatever the program left behind (a forked child
+# of a run that crashed) is killed with it afterwards.
+bounded() {
+  local name=$1
+  shift
+  timeout -k 5 "$t" "$@" <&0 >"$dir/$name.out" 2>"$dir/$name.err" &
+  local pid=$!
+  wait "$pid"
+  rc=$?
+  kill -KILL -- "-$pid" 2>/dev/null
+  return 0
+}
+
 if [ -n "$after" ]; then
-  timeout -k 5 "$t" env LD_PRELOAD="$after" "$@" >"$dir/native.out" 2>"$dir/native.err"
+  bounded native env LD_PRELOAD="$after" "$@"
 else
-  timeout -k 5 "$t" "$@" >"$dir/native.out" 2>"$dir/native.err"
+  bounded native "$@"
 fi
-rc_native=$?
+rc_native=$rc
 
 fail=0
 if [ "$rc_native" = 124 ] || [ "$rc_native" = 137 ]; then echo "native run timed out after ${t}s"; fail=1; fi
 bad=()
 for w in "${worker_counts[@]}"; do
   # shellcheck disable=SC2086 # PROG_WRAP is a command line
-  timeout -k 5 "$t" env LD_PRELOAD="$hook${after:+ $after}" COHOOK_WORKERS="$w" ${PROG_WRAP:-} "$@" \
-    >"$dir/hooked$w.out" 2>"$dir/hooked$w.err"
-  rc=$?
+  bounded "hooked$w" env LD_PRELOAD="$hook${after:+ $after}" COHOOK_WORKERS="$w" ${PROG_WRAP:-} "$@"
   wfail=0
   what="preloaded run with COHOOK_WORKERS=$w"
   if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then echo "$what timed out after ${t}s"; wfail=1; fi
+  if grep -q "cannot be preloaded" "$dir/hooked$w.err"; then echo "$what: the loader did not preload"; wfail=1; fi
   if [ "$rc_native" != "$rc" ]; then
     echo "$what: exit status differs: native $(status "$rc_native"), preloaded $(status "$rc")"
     wfail=1

@@ -16,6 +16,7 @@
  * LOCKMALLOC_STRICT set and N > 0: _exit(3) at exit, so that the run fails. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -134,8 +135,16 @@ static void after_fork_child(void) {
   depth = 0;
 }
 
+/* the report goes to a copy of stderr: programs may close fd 2 before the destructors run
+ * (coreutils' close_stdout does) */
+static int report_fd = 2;
+
 __attribute__((constructor)) static void lockmalloc_init(void) {
   pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+  if (getenv("LOCKMALLOC_REPORT")) {
+    int fd = fcntl(2, F_DUPFD_CLOEXEC, 200);
+    if (fd >= 0) report_fd = fd;
+  }
 }
 
 __attribute__((destructor)) static void lockmalloc_report(void) {
@@ -143,7 +152,7 @@ __attribute__((destructor)) static void lockmalloc_report(void) {
   if (getenv("LOCKMALLOC_REPORT")) {
     char buf[128];
     int len = snprintf(buf, sizeof buf, "lockmalloc: reentered %lu (of %lu calls)\n", n, atomic_load(&calls));
-    if (len > 0) (void)!write(2, buf, (size_t)len);
+    if (len > 0) (void)!write(report_fd, buf, (size_t)len);
   }
   if (n > 0 && getenv("LOCKMALLOC_STRICT")) _exit(3);
 }

@@ -12,10 +12,10 @@
 # the run). A Debian allocator whose package is not installed is skipped: exit 77 if every chosen one
 # was skipped (ctest's SKIP_RETURN_CODE).
 #
-# Environment: PROG_TIMEOUT (seconds per run, default 30 here: the programs take under 10 s), passed
+# Environment: PROG_TIMEOUT (seconds per run, default 20 here: each run takes under 3 s), passed
 # on to run_prog.sh.
 set -u
-export PROG_TIMEOUT=${PROG_TIMEOUT:-30}
+export PROG_TIMEOUT=${PROG_TIMEOUT:-20}
 here=$(cd "$(dirname "$0")" && pwd)
 allocs=jemalloc,tcmalloc,mimalloc,lockmalloc
 lockmalloc=""
