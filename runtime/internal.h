@@ -110,6 +110,22 @@ long ch_stack_guarded_count(void);
 
 /* ---- sched.c: coroutines and the per-thread scheduler ------------------------------------------- */
 
+/* The park protocol: co->park, one word per coroutine (after Go's netpoll.go pdReady/pdWait table).
+ *
+ *   state           who moves it                         to                 and then
+ *   CH_RUNNING      the coroutine (ch_park_prepare)      CH_PARKED          publishes itself where wakers look
+ *   CH_PARKED       a waker, CAS (ch_wake)               CH_WAKE_<reason>   the waker queues it: exactly once
+ *   CH_PARKED       a signal kick (ch_coro_kill)         CH_WAKE_SIGNAL     the kicker queues it
+ *   CH_WAKE_SIGNAL  a waker, CAS (ch_wake)               CH_WAKE_<reason>   nobody queues it: it is queued
+ *                                                                           or running already
+ *   CH_WAKE_SIGNAL  the coroutine, after its handlers,   CH_PARKED          sleeps again, still registered:
+ *                   CAS (ch_park)                                           a wake-up of its wait is not lost
+ *   CH_WAKE_<r>     the coroutine (ch_park returns)      CH_RUNNING         unregisters from what it waited on
+ *
+ * Invariants: a coroutine is queued at most once per claim (only the CAS out of CH_PARKED queues);
+ * ch_park returns only with a real reason (never CH_WAKE_SIGNAL), so a wait's registrations (parking
+ * lot entry, fd waiter, joiner pointer, timer) stay valid for as long as anyone may wake it; the
+ * program's handlers run with ch_tls_bypass raised, so they never park in the middle of this. */
 enum { CH_RUNNING = 0, CH_PARKED = 1, CH_WAKE_OK = 2, CH_WAKE_TIMEOUT = 3, CH_WAKE_CLOSED = 4, CH_WAKE_INTR = 5, CH_WAKE_SIGNAL = 6 };
 enum { CH_JOINABLE = 0, CH_DETACHED = 1, CH_EXITED = 2, CH_JOINED = 3 };
 /* While parked in a hooked blocking call: which signal handlers interrupt it (EINTR). */

@@ -82,13 +82,26 @@ static void make_ready(ch_coro *co) {
   ch_loop_notify(s->loop);
 }
 
+/* See the park protocol table in internal.h. */
 bool ch_wake(ch_coro *co, int reason) {
-  int expect = CH_PARKED;
-  if (!atomic_compare_exchange_strong_explicit(&co->park, &expect, reason, memory_order_acq_rel,
-                                               memory_order_relaxed))
-    return false;
-  make_ready(co);
-  return true;
+  int cur = atomic_load_explicit(&co->park, memory_order_acquire);
+  for (;;) {
+    if (cur == CH_PARKED) {
+      if (atomic_compare_exchange_weak_explicit(&co->park, &cur, reason, memory_order_acq_rel,
+                                                memory_order_acquire)) {
+        make_ready(co);
+        return true;
+      }
+    } else if (cur == CH_WAKE_SIGNAL && reason != CH_WAKE_SIGNAL) {
+      /* Woken only to run a handler: it is queued or running, and will see this reason instead of
+       * going back to sleep. */
+      if (atomic_compare_exchange_weak_explicit(&co->park, &cur, reason, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return true;
+    } else {
+      return false;
+    }
+  }
 }
 
 /* ---- switching ------------------------------------------------------------------------------------ */
@@ -242,15 +255,26 @@ int ch_park(struct ch_sched *s, uint64_t deadline) {
   self->park_seq++;
   struct ch_timer t = {.deadline = deadline, .idx = SIZE_MAX, .co = self};
   if (deadline != CH_NO_DEADLINE) ch_timer_add(s, &t);
-  ch_coro *next = next_ready(s);
-  if (next != self) switch_to(s, self, next);
+  int why;
+  for (;;) {
+    ch_coro *next = next_ready(s);
+    if (next != self) switch_to(s, self, next);
+    why = atomic_load_explicit(&self->park, memory_order_acquire);
+    if (why != CH_WAKE_SIGNAL) break;
+    /* Woken only to run a handler whose call the kernel would restart: run it, then sleep again,
+     * still registered where we wait — unless a real wake-up claimed us meanwhile (the CAS fails). */
+    run_pending(self);
+    int sig = CH_WAKE_SIGNAL;
+    if (!atomic_compare_exchange_strong_explicit(&self->park, &sig, CH_PARKED, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+      why = sig;
+      break;
+    }
+  }
+  CH_ASSERT(why != CH_PARKED && why != CH_RUNNING && why != CH_WAKE_SIGNAL);
   ch_timer_del(s, &t); /* no-op when it fired */
-  int why = atomic_load_explicit(&self->park, memory_order_acquire);
   atomic_store_explicit(&self->park, CH_RUNNING, memory_order_relaxed);
   if (CH_UNLIKELY(atomic_load_explicit(&self->pending_sigs, memory_order_relaxed))) run_pending(self);
-  /* Woken only to run a handler whose call the kernel would restart: the caller goes round its
-   * loop again (every blocking wait in the runtime re-checks its condition), as a spurious wake. */
-  if (why == CH_WAKE_SIGNAL) why = CH_WAKE_OK;
   return why;
 }
 

@@ -1,6 +1,7 @@
 /* test_sched.c — coroutine life cycle: spawn/join values, detach, errno per coroutine, join errors,
  * 100 000 coroutines alive at once, custom stack sizes, and a join across OS threads. */
 #include <pthread.h>
+#include <signal.h>
 
 #include "internal.h"
 #include "testutil.h"
@@ -185,12 +186,93 @@ static void test_cross_thread_join(void **state) {
   assert_int_equal(atomic_load(&thread_done), 1);
 }
 
+/* The park protocol (internal.h): a wake-up only to run a handler must leave the waiter registered
+ * and asleep; only the real wake-up ends the wait, exactly once. Waiters park in the parking lot, on
+ * a join and on a timer; a kicker signals them many times before waking them for real. Under ASan
+ * and valgrind this catches a waiter that returns while its on-stack entry is still linked. */
+static _Atomic int handler_runs;
+static bool count_handler(int sig) {
+  (void)sig;
+  atomic_fetch_add(&handler_runs, 1);
+  return true;
+}
+static const struct ch_upcalls counting = {.run_handler = count_handler};
+
+static _Atomic uint32_t word;
+static _Atomic int woken_count;
+
+static void *pl_waiter(void *arg) {
+  (void)arg;
+  while (atomic_load(&word) == 0) {
+    int r = ch_pl_wait32(&word, 0, CH_NO_DEADLINE, CH_INTR_NONE);
+    assert_true(r == 0 || r == CH_E_CHANGED);
+  }
+  atomic_fetch_add(&woken_count, 1);
+  return (void *)1;
+}
+
+static void *sleeper_body(void *arg) {
+  (void)arg;
+  uint64_t t0 = ch_now_ns();
+  ch_sleep_until(ch_deadline_after(20000000)); /* 20 ms, kicked meanwhile */
+  return (void *)(uintptr_t)(ch_now_ns() - t0 >= 19000000);
+}
+
+static void *joiner_body(void *target) {
+  void *rv = NULL;
+  assert_int_equal(cohook_join(target, &rv), 0);
+  return rv;
+}
+
+static void *late_body(void *arg) {
+  (void)arg;
+  cohook_sleep_ns(5000000);
+  return (void *)7;
+}
+
+static void test_signal_kicks_keep_waiters(void **state) {
+  (void)state;
+  ch_upcalls_register(&counting);
+  enum { W = 8, ROUNDS = 50 };
+  for (int round = 0; round < ROUNDS; round++) {
+    atomic_store(&word, 0);
+    atomic_store(&woken_count, 0);
+    cohook_coro_t *w[W], *sl, *late, *jn;
+    for (int i = 0; i < W; i++) assert_int_equal(cohook_spawn(&w[i], pl_waiter, NULL), 0);
+    assert_int_equal(cohook_spawn(&sl, sleeper_body, NULL), 0);
+    assert_int_equal(cohook_spawn(&late, late_body, NULL), 0);
+    assert_int_equal(cohook_spawn(&jn, joiner_body, late), 0);
+    cohook_yield(); /* everyone parks */
+    for (int k = 0; k < 5; k++) {
+      for (int i = 0; i < W; i++) ch_coro_kill(w[i], SIGUSR1, true);
+      ch_coro_kill(sl, SIGUSR1, true);
+      ch_coro_kill(jn, SIGUSR1, true);
+      cohook_yield(); /* the kicked run their handler and sleep again */
+    }
+    assert_int_equal(atomic_load(&woken_count), 0); /* no kick ended a wait */
+    atomic_store(&word, 1);
+    ch_pl_wake(&word, W);
+    for (int i = 0; i < W; i++) {
+      void *rv;
+      assert_int_equal(cohook_join(w[i], &rv), 0);
+      assert_ptr_equal(rv, (void *)1);
+    }
+    void *rv;
+    assert_int_equal(cohook_join(sl, &rv), 0);
+    assert_ptr_equal(rv, (void *)1); /* the sleep was not cut short by the kicks */
+    assert_int_equal(cohook_join(jn, &rv), 0);
+    assert_ptr_equal(rv, (void *)7);
+    assert_int_equal(atomic_load(&woken_count), W);
+  }
+  assert_true(atomic_load(&handler_runs) >= ROUNDS * (W + 2));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_spawn_join_values),   cmocka_unit_test(test_detach),
       cmocka_unit_test(test_join_errors),         cmocka_unit_test(test_errno_per_coroutine),
       cmocka_unit_test(test_hundred_thousand_alive), cmocka_unit_test(test_custom_stack_size),
-      cmocka_unit_test(test_cross_thread_join),
+      cmocka_unit_test(test_cross_thread_join),  cmocka_unit_test(test_signal_kicks_keep_waiters),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
