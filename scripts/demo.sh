@@ -64,7 +64,8 @@ start_server() {
 
 # sample the server's threads and the machine's available memory while the load runs
 sampler() {
-  local pid=$1 f=$2 base=$3 maxthr=0 minavail=$base t a
+  local pid=$1 f=$2 base=$3 maxthr=0 t a
+  local minavail=$base # own line: words of one `local` are expanded before any of them is assigned
   while kill -0 "$pid" 2>/dev/null; do
     t=$(awk '/^Threads:/ {print $2}' /proc/"$pid"/status 2>/dev/null || echo 0)
     a=$(mem_avail_kb)
