@@ -103,6 +103,13 @@ void ch_config_load(void) {
              "(unset: one per CPU)", v);
     ch_config.workers = (int)n;
   }
+  v = secure_getenv("COHOOK_TLS");
+  if (v) {
+    if (strcmp(v, "worker") == 0) ch_config.tls_worker = true;
+    else if (strcmp(v, "coroutine") != 0)
+      ch_die("cohook: COHOOK_TLS=%s: unknown mode; use coroutine (default: each coroutine-thread has "
+             "its own thread-local storage) or worker (they share their worker's)", v);
+  }
   v = secure_getenv("COHOOK_THREADS");
   if (v) {
     if (strcmp(v, "native") == 0) ch_config.native_threads = true;

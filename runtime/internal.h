@@ -60,6 +60,7 @@ struct ch_config {
   const char *stack_size_text; /* as the user wrote it, for messages ("262144" when defaulted) */
   int workers;                 /* COHOOK_WORKERS; 0 until resolved: CPUs this process may use */
   bool native_threads;         /* COHOOK_THREADS=native: pthreads stay OS threads */
+  bool tls_worker;             /* COHOOK_TLS=worker: coroutine-threads share their worker's TLS */
 };
 extern struct ch_config ch_config;
 void ch_config_load(void);
@@ -94,6 +95,8 @@ struct ch_stack {
   unsigned vg_id;  /* valgrind stack id */
   uint32_t slab_idx;
   char *low_water; /* lowest frame address seen at a switch: how deep this stack has been used */
+  void *tls_tp;    /* a coroutine-thread identity (ident.c) at the top of this stack, exited and
+                      ready for reuse, or NULL; it travels with the stack through the pools */
 };
 struct ch_sched;
 int ch_stack_get(struct ch_sched *s, size_t size, struct ch_stack *out);
@@ -152,6 +155,9 @@ struct ch_keyval {
  *   [const]  written before the coroutine is published, read-only afterwards. */
 struct cohook_coro {
   void *sp;                  /* [sched] saved stack pointer while not running */
+  void *tp;                  /* [const] its thread pointer: its own TLS block (a coroutine-thread,
+                                ident.c), or its OS thread's (a thread's main coroutine, API
+                                coroutines, COHOOK_TLS=worker). Installed on every switch to it. */
   uint64_t magic;            /* [const] CH_CORO_MAGIC while the handle is valid (0 once released) */
   struct ch_sched *sched;    /* [const] the one thread this coroutine ever runs on */
   struct cohook_coro *next;  /* [sched] run queue link; inbox link under the target's inbox_lock */
@@ -209,6 +215,7 @@ struct ch_sched {
   volatile unsigned sig_seq; /* [handler] interrupt main's park number sig_seq-1 */
   _Atomic long load;         /* [atomic] live coroutines placed here: workers are picked by it */
   bool is_worker;            /* [thread] written once before the worker is published */
+  int tid;                   /* [const] the OS thread's kernel id */
   uint64_t nswitch;          /* [thread] */
 };
 
@@ -402,6 +409,21 @@ int ch_barrier_wait(struct ch_barrier *b);
 int ch_sem_wait(struct ch_sem *sem, uint64_t deadline, bool try);
 int ch_sem_post(struct ch_sem *sem);
 int ch_once(_Atomic uint32_t *ctl, void (*fn)(void));
+
+/* ---- ident.c: a coroutine-thread's own thread identity (TLS block + TCB, tls.c) ------------------- */
+
+/* Whether coroutine-threads get their own TLS (COHOOK_TLS=coroutine and the probe says it works).
+ * The first call must come from an OS thread on its own TLS (the first pthread_create does). */
+bool ch_ident_enabled(void);
+/* Give co (a coroutine-thread about to be placed on target) its identity at the top of its stack;
+ * returns the stack top left for the coroutine, or NULL when no block can be made (-> EAGAIN). */
+char *ch_ident_attach(ch_coro *co, struct ch_sched *target);
+/* A stack about to serve a coroutine that is not a coroutine-thread, or to be unmapped: drop any
+ * identity it carries. */
+void ch_ident_drop(struct ch_stack *st);
+/* The coroutine-thread is ending (its block installed): C++ thread_local destructors and glibc's
+ * per-thread clean-up, as glibc's start_thread does before key destructors. */
+void ch_ident_exit(ch_coro *co);
 
 /* ---- gsync.c: the program's pthread objects, ours (sync.c) or glibc's, one entry each ------------ */
 /* Results are pthread-style error numbers (0, EBUSY ...), except ch_psem_* (0 or -errno). The objects

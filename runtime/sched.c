@@ -22,6 +22,7 @@
 #include "internal.h"
 #include "sanitize.h"
 #include "sys.h"
+#include "tls.h"
 
 /* When the run queue never drains (coroutines that keep yielding, or a steady stream of ready
  * sockets), I/O and timers are still looked at every CH_POLL_EVERY hand-offs. Rarely, because an
@@ -136,7 +137,10 @@ static inline void switch_to(struct ch_sched *s, ch_coro *from, ch_coro *to) {
 #endif
   s->current = to;
   s->nswitch++;
+  /* The target's thread identity: from here to the jump this code touches no TLS (ident.c). */
+  if (from->tp != to->tp) ch_tls_set_tp(to->tp);
   ch_ctx_jump(&from->sp, to->sp, from);
+  CH_ASSERT(ch_tls_get_tp() == from->tp); /* resumed under its own identity */
   after_switch(s, from);
 }
 
@@ -303,7 +307,10 @@ static void coro_exit(struct ch_sched *s, ch_coro *self) __attribute__((noreturn
 static void finish(struct ch_sched *s, ch_coro *self, void *retval) __attribute__((noreturn));
 static void finish(struct ch_sched *s, ch_coro *self, void *retval) {
   self->retval = retval;
-  if (self->is_thread) ch_thread_on_exit(self);
+  if (self->is_thread) {
+    ch_ident_exit(self); /* C++ thread_local destructors first, then keys: glibc's order */
+    ch_thread_on_exit(self);
+  }
   /* In a fork() child this coroutine became the process's only thread (ch_sched_after_fork): the
    * last thread returning ends the process as exit(0) would. */
   if (CH_UNLIKELY(ch_tls_sched != s)) exit(0);
@@ -314,6 +321,7 @@ static void coro_entry(void *prev) {
   (void)prev;
   struct ch_sched *s = ch_tls_sched;
   ch_coro *self = s->current;
+  CH_ASSERT(ch_tls_get_tp() == self->tp);
   after_switch(s, self);
   finish(s, self, self->fn(self->arg));
 }
@@ -331,6 +339,7 @@ static void coro_exit(struct ch_sched *s, ch_coro *self) {
   s->has_dead = true;
   s->zombie.stack = self->stack;
   s->zombie.sched = s;
+  s->zombie.tp = self->tp; /* still installed until the jump below */
   s->current = &s->zombie;
   atomic_fetch_sub_explicit(&s->load, 1, memory_order_relaxed);
   int js = CH_JOINABLE;
@@ -351,6 +360,7 @@ static void coro_exit(struct ch_sched *s, ch_coro *self) {
 #endif
   s->current = next;
   s->nswitch++;
+  if (s->zombie.tp != next->tp) ch_tls_set_tp(next->tp);
   ch_ctx_jump(&s->dead_sp_sink, next->sp, NULL);
   __builtin_unreachable();
 }
@@ -374,6 +384,18 @@ int ch_spawn_on(struct ch_sched *target, ch_coro **out, cohook_fn fn, void *arg,
   }
   co->magic = CH_CORO_MAGIC;
   co->sched = target;
+  co->tp = target->main.tp; /* the OS thread's own identity, unless it gets one of its own */
+  char *top = co->stack.lo + co->stack.size;
+  if (is_thread && ch_ident_enabled()) {
+    top = ch_ident_attach(co, target);
+    if (!top) { /* no TLS block (memory or mappings): EAGAIN, as glibc's pthread_create */
+      ch_stack_put(ch_tls_sched, &co->stack);
+      ch_free(co);
+      return -EAGAIN;
+    }
+  } else {
+    ch_ident_drop(&co->stack); /* this stack's top is the coroutine's own now */
+  }
   co->fn = fn;
   co->arg = arg;
   co->is_thread = is_thread;
@@ -381,7 +403,7 @@ int ch_spawn_on(struct ch_sched *target, ch_coro **out, cohook_fn fn, void *arg,
   atomic_init(&co->park, CH_RUNNING);
   atomic_init(&co->join_state, detached ? CH_DETACHED : CH_JOINABLE);
   atomic_init(&co->joiner, NULL);
-  co->sp = ch_ctx_make(co->stack.lo + co->stack.size, coro_entry);
+  co->sp = ch_ctx_make(top, coro_entry);
   atomic_fetch_add_explicit(&target->load, 1, memory_order_relaxed);
   if (out) *out = co; /* before it can run: pthread_create publishes the id first, too */
   make_ready(co);
@@ -499,7 +521,9 @@ struct ch_sched *ch_sched_get(void) {
   s = ch_alloc(sizeof *s);
   if (!s) goto out;
   s->main.sched = s;
-  s->main.id = (uint32_t)ch_gettid() | CH_MAIN_ID_BIT; /* as ch_self_id() says before we exist */
+  s->tid = ch_gettid();
+  s->main.tp = ch_tls_get_tp(); /* the thread's own (or, in a fork child, the forking coroutine's) */
+  s->main.id = (uint32_t)s->tid | CH_MAIN_ID_BIT; /* as ch_self_id() says before we exist */
   atomic_init(&s->main.park, CH_RUNNING);
   atomic_init(&s->main.join_state, CH_DETACHED); /* a thread's main coroutine cannot be joined */
   s->current = &s->main;

@@ -234,11 +234,17 @@ void ch_stack_put(struct ch_sched *s, struct ch_stack *st) {
     struct slab *sl = &slabs[st->slab_idx];
     /* Every stack of this slab is idle in the pool, and the pool is big: give the memory back. Done
      * under the lock, so no thread can take one of these stacks meanwhile. */
-    if (++sl->in_pool == CH_SLAB_STACKS && pool_len >= CH_POOL_TRIM) ch_madvise(sl->base, sl->len, MADV_DONTNEED);
+    if (++sl->in_pool == CH_SLAB_STACKS && pool_len >= CH_POOL_TRIM) {
+      /* The thread identities kept at the tops of these stacks go with their memory. */
+      for (size_t i = 0; i < pool_len; i++)
+        if (pool[i].slab_idx == st->slab_idx && pool[i].tls_tp) ch_ident_drop(&pool[i]);
+      ch_madvise(sl->base, sl->len, MADV_DONTNEED);
+    }
     ch_unlock(&pool_lock);
     return;
   }
   CH_VG_STACK_DEREGISTER(st->vg_id);
+  ch_ident_drop(st);
   ch_munmap(st->lo - pg(), pg() + st->size);
   if (st->guarded) {
     atomic_fetch_sub(&guarded_count, 1);

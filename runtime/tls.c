@@ -409,7 +409,11 @@ int ch_tls_probe(const char **why) {
       int rc = probe_into(&L, getauxval(AT_HWCAP2), CH_ON_VALGRIND() != 0, &w);
       probe_why = w;
       ch_tls_tp_syscall = rc == 0 && L.tp_syscall;
-      if (rc == 0) find_tls_state();
+      /* Not find_tls_state(): running code that allocates inside a scratch block registers per-thread
+       * state with the program's allocator (jemalloc links each thread's tsd into a global list) that
+       * nobody then unregisters, and the next thread's malloc crashes on the dangling entry. Without
+       * it, a finalised block leaks strsignal/strerror's rare per-thread buffers (see block_fini). */
+      (void)find_tls_state;
       atomic_store_explicit(&probe_state, rc == 0 ? 2 : 3, memory_order_release);
     }
     while ((st = atomic_load_explicit(&probe_state, memory_order_acquire)) < 2) {
