@@ -36,6 +36,8 @@ void ch_platform_fill(void) {
       .sem_trywait = ch_real.sem_trywait,
       .sem_clockwait = ch_real.sem_clockwait,
       .key_create = ch_real.pthread_key_create,
+      .flockfile = ch_real.flockfile,
+      .funlockfile = ch_real.funlockfile,
       .setspecific = ch_real.pthread_setspecific,
   };
   /* Last: ch_plat() takes a non-NULL thread_create as "filled". */

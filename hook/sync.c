@@ -220,3 +220,15 @@ CH_EXPORT int sem_getvalue(sem_t *s, int *v) {
   *v = (int)atomic_load(&c->value);
   return 0;
 }
+
+/* ---- stdio stream locks (gsync.c says why) ------------------------------------------------------------ */
+
+CH_EXPORT void flockfile(FILE *f) {
+  if (ch_tls_bypass) REAL(flockfile)(f);
+  else ch_flockfile(f);
+}
+
+CH_EXPORT void funlockfile(FILE *f) {
+  if (ch_tls_bypass) REAL(funlockfile)(f);
+  else ch_funlockfile(f);
+}

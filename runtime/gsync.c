@@ -371,6 +371,36 @@ long ch_psem_wait_glibc(sem_t *s) {
   return -backoff(EAGAIN, sem_try, s, CH_NO_DEADLINE);
 }
 
+/* ---- stdio stream locks ------------------------------------------------------------------------------ */
+
+static _Atomic int stream_waiters; /* coroutines in ch_flockfile's wait: funlockfile wakes only then */
+
+/* The stream's lock word (glibc's _IO_lock_t starts with it): what a waiter parks on. */
+static const _Atomic uint32_t *stream_word(FILE *f) { return (const _Atomic uint32_t *)(void *)f->_lock; }
+
+void ch_flockfile(FILE *f) {
+  if (!ch_on_worker() || !f->_lock) {
+    ch_plat()->flockfile(f);
+    return;
+  }
+  /* Park until the owner's funlockfile wakes us, or a pause passes: the holder may also be inside a
+   * stdio call of its own, which releases the lock within libc, where no hook sees it. */
+  uint64_t pause = BACKOFF_FIRST_NS;
+  while (ftrylockfile(f) != 0) {
+    uint32_t w = atomic_load_explicit(stream_word(f), memory_order_acquire);
+    atomic_fetch_add(&stream_waiters, 1);
+    if (w) ch_pl_wait32(stream_word(f), w, ch_deadline_after((int64_t)pause), CH_INTR_NONE);
+    atomic_fetch_sub(&stream_waiters, 1);
+    if (pause < BACKOFF_MAX_NS) pause *= 2;
+  }
+}
+
+void ch_funlockfile(FILE *f) {
+  ch_plat()->funlockfile(f);
+  if (CH_UNLIKELY(atomic_load_explicit(&stream_waiters, memory_order_seq_cst)) && f->_lock)
+    ch_pl_wake(stream_word(f), INT_MAX);
+}
+
 /* ---- spin locks --------------------------------------------------------------------------------------- */
 
 #define SPIN_BEFORE_YIELD 64

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "cohook.h"
@@ -445,6 +446,12 @@ void ch_gsync_after_fork(void);
 /* pthread_spin_lock: a spinlock held by a coroutine that parks would be spun on forever by another
  * coroutine of the same worker: spin a little, then yield. */
 int ch_spin_lock(pthread_spinlock_t *l);
+/* flockfile/funlockfile: with its own thread identity, a coroutine-thread that blocks inside a locked
+ * region keeps the stream locked (as a thread would); another coroutine of the same worker that wants
+ * the stream must then wait as a coroutine, not in glibc's futex wait, which would block the worker
+ * the owner needs to run. */
+void ch_flockfile(FILE *f);
+void ch_funlockfile(FILE *f);
 /* The caller is a coroutine on a worker (waits there must never block the OS thread). */
 bool ch_on_worker(void);
 

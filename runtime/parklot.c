@@ -17,9 +17,10 @@
  * also issues a futex wake. The words are the objects' own lock/sequence words, which is exactly
  * what glibc would have waited on.
  *
- * Invariants (asserted in debug builds): a queued waiter's coroutine is CH_PARKED or claimed by a
- * wake-up, never CH_RUNNING; w.queued is true exactly while w is linked in its bucket; a waiter's
- * entry lives on its own stack and is unlinked before ch_pl_wait32 returns.
+ * Invariants (asserted in debug builds): w.queued is true exactly while w is linked in its bucket; a
+ * waiter's entry lives on its own stack and is unlinked before ch_pl_wait32 returns — by a waker that
+ * claims it (then it returns 0), or by itself after a timeout or interruption (it may be running,
+ * on its way to take the bucket lock, while a waker walks past it: ch_wake then refuses it).
  */
 #include <linux/futex.h>
 #include <limits.h>
@@ -115,7 +116,7 @@ int ch_pl_wake(const void *addr, int n) {
   for (struct ch_pl_waiter *w = b->head, *next; w && woken < n; w = next) {
     next = w->next;
     if (w->addr != addr) continue;
-    CH_ASSERT(w->queued && atomic_load_explicit(&w->co->park, memory_order_relaxed) != CH_RUNNING);
+    CH_ASSERT(w->queued);
     unlink_waiter(b, w);
     /* A waiter whose timer already claimed it will not take this wake: try the next one. */
     if (ch_wake(w->co, CH_WAKE_OK)) woken++;

@@ -29,6 +29,7 @@
 #include <semaphore.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <time.h>
 
 struct ch_platform {
@@ -59,6 +60,9 @@ struct ch_platform {
    * thread exit (thread.c). glibc's keys below 32 never allocate, unlike __cxa_thread_atexit_impl,
    * which callocs through the program's allocator. */
   int (*key_create)(pthread_key_t *, void (*)(void *));
+  /* stdio's stream lock, taken the way glibc takes it (blocking the OS thread). */
+  void (*flockfile)(FILE *);
+  void (*funlockfile)(FILE *);
   int (*setspecific)(pthread_key_t, const void *);
 };
 

@@ -24,6 +24,8 @@ void ch_platform_fill(void) {
       .sem_trywait = sem_trywait,
       .sem_clockwait = sem_clockwait,
       .key_create = pthread_key_create,
+      .flockfile = flockfile,
+      .funlockfile = funlockfile,
       .setspecific = pthread_setspecific,
   };
   /* Last: ch_plat() takes a non-NULL thread_create as "filled". */
