@@ -21,7 +21,7 @@ quick=0
 if [ "$quick" = 1 ]; then secs=1 warm=1 settle=0.2 crawl_n=20; else secs=6 warm=2 settle=0.5 crawl_n=50; fi
 
 # ---- dependencies ---------------------------------------------------------------------------------
-need=(cmake make gcc pkg-config libev-dev libcmocka-dev wrk gnuplot-nox)
+need=(cmake make gcc g++ pkg-config libev-dev libcmocka-dev wrk gnuplot-nox)
 command -v python3 >/dev/null || need+=(python3)
 scripts/ensure-packages.sh demo.sh "${need[@]}"
 perf_ok=0

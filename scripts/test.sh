@@ -19,7 +19,7 @@ for a in "$@"; do
   esac
 done
 
-pkgs=(cmake make gcc pkg-config libev-dev libcmocka-dev valgrind curl wget)
+pkgs=(cmake make gcc g++ pkg-config libev-dev libcmocka-dev valgrind curl wget)
 pkgs+=(libjemalloc2 libgoogle-perftools4 libmimalloc2.0) # tests/alloc: other allocators preloaded after ours
 [ "$quick" = 1 ] || pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 command -v python3 >/dev/null || pkgs+=(python3) # the real-programs test drives python3
