@@ -74,6 +74,15 @@ int ch_parse_size(const char *text, size_t *out) {
   return 0;
 }
 
+/* A knob with two values: false for the default one (or unset), true for the other; anything else
+ * stops the program with one line naming the knob and both values. */
+static bool two_modes(const char *name, const char *dflt, const char *other, const char *help) {
+  const char *v = secure_getenv(name);
+  if (!v || strcmp(v, dflt) == 0) return false;
+  if (strcmp(v, other) == 0) return true;
+  ch_die("cohook: %s=%s: unknown mode; use %s", name, v, help);
+}
+
 void ch_config_load(void) {
   static int loaded;
   if (loaded) return;
@@ -103,20 +112,12 @@ void ch_config_load(void) {
              "(unset: one per CPU)", v);
     ch_config.workers = (int)n;
   }
-  v = secure_getenv("COHOOK_TLS");
-  if (v) {
-    if (strcmp(v, "worker") == 0) ch_config.tls_worker = true;
-    else if (strcmp(v, "coroutine") != 0)
-      ch_die("cohook: COHOOK_TLS=%s: unknown mode; use coroutine (default: each coroutine-thread has "
-             "its own thread-local storage) or worker (they share their worker's)", v);
-  }
-  v = secure_getenv("COHOOK_THREADS");
-  if (v) {
-    if (strcmp(v, "native") == 0) ch_config.native_threads = true;
-    else if (strcmp(v, "coroutine") != 0)
-      ch_die("cohook: COHOOK_THREADS=%s: unknown mode; use coroutine (default: pthreads run as "
-             "coroutines) or native (pthreads stay OS threads, I/O still hooked)", v);
-  }
+  ch_config.tls_worker = two_modes("COHOOK_TLS", "coroutine", "worker",
+                                   "coroutine (default: each coroutine-thread has its own thread-local "
+                                   "storage) or worker (they share their worker's)");
+  ch_config.native_threads = two_modes("COHOOK_THREADS", "coroutine", "native",
+                                       "coroutine (default: pthreads run as coroutines) or native "
+                                       "(pthreads stay OS threads, I/O still hooked)");
 }
 
 /* Priority 101: before the program's and other libraries' ordinary constructors, which may already

@@ -19,14 +19,7 @@
 #include <thread>
 #include <vector>
 
-#define CHECK(cond)                                                                                  \
-  do {                                                                                               \
-    if (!(cond)) {                                                                                   \
-      std::fprintf(stderr, "%s:%d: check failed: %s (errno %d %s)\n", __FILE__, __LINE__, #cond,     \
-                   errno, std::strerror(errno));                                                     \
-      std::exit(3);                                                                                  \
-    }                                                                                                \
-  } while (0)
+#include "progs.h" /* CHECK */
 
 constexpr int N = 20;
 constexpr unsigned MAGIC = 0x7e11c0deu;
