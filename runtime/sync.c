@@ -184,8 +184,10 @@ int ch_sem_wait(struct ch_sem *sem, uint64_t deadline, bool try) {
     }
     if (try) return -EAGAIN;
     atomic_fetch_add_explicit(&sem->nwaiters, 1, memory_order_relaxed);
-    /* sem_wait is interrupted by any signal handler, SA_RESTART or not (signal(7)). */
-    int r = ch_pl_wait32(&sem->value, 0, deadline, CH_INTR_ALWAYS);
+    /* As Linux: sem_wait is restarted after a handler installed with SA_RESTART (its futex wait is,
+     * since 2.6.22) and fails with EINTR after one without; sem_timedwait always fails with EINTR. */
+    int intr = deadline == CH_NO_DEADLINE ? CH_INTR_NORESTART : CH_INTR_ALWAYS;
+    int r = ch_pl_wait32(&sem->value, 0, deadline, intr);
     atomic_fetch_sub_explicit(&sem->nwaiters, 1, memory_order_relaxed);
     if (r == -ETIMEDOUT || r == -EINTR) return r;
   }
