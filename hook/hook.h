@@ -21,6 +21,7 @@
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -49,7 +50,7 @@
   X(sem_destroy) X(pthread_mutex_destroy) X(pthread_spin_lock) X(pthread_setname_np) X(pthread_getname_np)            \
   X(pthread_getschedparam) X(pthread_setschedparam) X(pthread_getaffinity_np)                      \
   X(pthread_setaffinity_np) X(pthread_getcpuclockid) X(pthread_cancel) X(epoll_create1) X(epoll_create) X(eventfd) X(timerfd_create) X(signalfd) X(fclose) \
-  X(pthread_key_create) X(pthread_setspecific) X(flockfile) X(funlockfile)
+  X(pthread_key_create) X(pthread_setspecific) X(flockfile) X(funlockfile) X(prctl)
 
 struct ch_real {
 #define CH_REAL_FIELD(n) __typeof__(n) *n;

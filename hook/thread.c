@@ -6,6 +6,8 @@
  * pool existed or in COHOOK_THREADS=native mode — to glibc.
  */
 #include <sched.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
 #include <string.h>
 #include <sys/syscall.h>
 
@@ -158,10 +160,30 @@ CH_EXPORT int pthread_setname_np(pthread_t t, const char *name) {
 CH_EXPORT int pthread_getname_np(pthread_t t, char *buf, size_t len) {
   ch_coro *co = ch_thread_of(t);
   if (!co) return REAL(pthread_getname_np)(t, buf, len);
-  const char *n = co->name[0] ? co->name : "cohook-thread";
-  if (strlen(n) >= len) return ERANGE;
-  strcpy(buf, n);
+  if (strlen(co->name) >= len) return ERANGE;
+  strcpy(buf, co->name);
   return 0;
+}
+
+/* The thread name a coroutine-thread sets or reads with prctl is its own (the kernel's is the worker's,
+ * shared by every coroutine-thread on it); the kernel truncates to 15 characters, so do we. */
+CH_EXPORT int prctl(int option, ...) {
+  va_list ap;
+  va_start(ap, option);
+  unsigned long a2 = va_arg(ap, unsigned long), a3 = va_arg(ap, unsigned long);
+  unsigned long a4 = va_arg(ap, unsigned long), a5 = va_arg(ap, unsigned long);
+  va_end(ap);
+  ch_coro *co = ch_tls_bypass ? NULL : ch_thread_self();
+  if (co && option == PR_SET_NAME && a2) {
+    strncpy(co->name, (const char *)a2, sizeof co->name - 1);
+    co->name[sizeof co->name - 1] = 0;
+    return 0;
+  }
+  if (co && option == PR_GET_NAME && a2) {
+    memcpy((char *)a2, co->name, sizeof co->name);
+    return 0;
+  }
+  return REAL(prctl)(option, a2, a3, a4, a5);
 }
 
 CH_EXPORT int pthread_getschedparam(pthread_t t, int *policy, struct sched_param *param) {

@@ -365,7 +365,10 @@ void *ch_key_get(unsigned key);
 int ch_key_set(unsigned key, const void *val);
 void ch_keys_thread_exit(void); /* run this OS thread's key destructors now */
 void ch_thread_main_exiting(void); /* the main thread calls pthread_exit */
-void ch_thread_after_fork(bool self_is_thread); /* the child has one thread: the forking one */
+void ch_thread_after_fork(bool self_is_thread);
+/* The calling thread's name (a coroutine-thread's own, else the OS thread's): what a new thread starts
+ * with, natively. */
+void ch_thread_inherit_name(char name[16]); /* the child has one thread: the forking one */
 /* The end of a coroutine made by pthread_create: key destructors, robust mutexes (sched.c calls it). */
 void ch_thread_on_exit(ch_coro *co);
 

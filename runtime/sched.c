@@ -399,6 +399,7 @@ int ch_spawn_on(struct ch_sched *target, ch_coro **out, cohook_fn fn, void *arg,
   co->fn = fn;
   co->arg = arg;
   co->is_thread = is_thread;
+  if (is_thread) ch_thread_inherit_name(co->name); /* as clone() copies the creator's comm */
   co->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed) & ~(uint64_t)CH_MAIN_ID_BIT;
   atomic_init(&co->park, CH_RUNNING);
   atomic_init(&co->join_state, detached ? CH_DETACHED : CH_JOINABLE);

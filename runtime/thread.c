@@ -9,6 +9,8 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
 
 #include "internal.h"
 #include "sys.h"
@@ -185,4 +187,14 @@ void ch_thread_on_exit(ch_coro *co) {
 
 void ch_thread_after_fork(bool self_is_thread) {
   atomic_store(&live_threads, self_is_thread ? 1 : 0);
+}
+
+void ch_thread_inherit_name(char name[16]) {
+  ch_coro *co = ch_thread_self();
+  if (co) {
+    memcpy(name, co->name, 16);
+    return;
+  }
+  if (ch_sys(SYS_prctl, PR_GET_NAME, name, 0) < 0) name[0] = 0;
+  name[15] = 0;
 }
