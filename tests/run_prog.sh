@@ -13,6 +13,8 @@ set -u
 for f in "$1" ${PROG_PRELOAD_AFTER:+"$PROG_PRELOAD_AFTER"}; do
   [ -e "$f" ] || { echo "run_prog.sh: $f: no such file" >&2; exit 2; }
 done
+# The program itself must be there: a missing one "exits 127" natively and preloaded alike.
+[ -x "$2" ] || { echo "run_prog.sh: $2: no such executable (did it build?)" >&2; exit 2; }
 abs() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
 hook=$(abs "$1")
 shift

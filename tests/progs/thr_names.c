@@ -3,7 +3,9 @@
  * blocking call while other threads rename themselves, and over-long names behave as the kernel's and
  * glibc's (prctl truncates to 15 characters, pthread_setname_np answers ERANGE).
  * stdout: what each thread saw, printed by main in thread order. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <pthread.h>
 #include <sys/prctl.h>
 #include <unistd.h>
