@@ -518,5 +518,7 @@ int ch_fd_wait_any(const int *fds, const int *events, size_t n, uint64_t deadlin
 /* fd is being closed by the program: wake its waiters on this thread with -EBADF, drop the watcher,
  * and bump the fd's generation. */
 void ch_fd_closed(int fd);
+/* This process's pid, as the runtime last saw it (load, fork child): a vfork child differs. */
+extern int ch_process_pid;
 
 #endif /* CH_INTERNAL_H */

@@ -470,7 +470,12 @@ void ch_fd_closed(int fd) {
   struct ch_sched *s = ch_sched_peek();
   if (!s || fd < 0 || (size_t)fd >= s->loop->nslots) return;
   struct ch_fdslot *slot = s->loop->slots[fd];
-  if (!slot) return;
+  if (!slot || (!slot->waiters && !ev_is_active(&slot->io))) return;
+  /* A vfork() child runs on its parent's memory, this very scheduler included, with a copy of the
+   * parent's fd table: its close() closes nothing of the parent's, and touching the loop would wake
+   * the parent's waiters with EBADF and take the fd out of the parent's epoll set. Only here, where
+   * the loop would be touched, is it worth the system call to tell. */
+  if (CH_UNLIKELY(ch_getpid() != ch_process_pid)) return;
   for (struct ch_fdwaiter *x = slot->waiters; x; x = x->next) ch_wake(x->co, CH_WAKE_CLOSED);
   ev_io_stop(s->loop->ev, &slot->io);
 }

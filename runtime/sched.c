@@ -488,7 +488,11 @@ void ch_sched_thread_exit(void) {
   ch_free(s);
 }
 
+int ch_process_pid;
+__attribute__((constructor(101))) static void pid_init(void) { ch_process_pid = ch_getpid(); }
+
 void ch_sched_after_fork(void) {
+  ch_process_pid = ch_getpid();
   ch_mem_after_fork();
   ch_stack_after_fork();
   ch_pl_after_fork();
