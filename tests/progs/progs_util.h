@@ -137,6 +137,19 @@ static inline void write_all(int fd, const void *buf, size_t n) {
   }
 }
 
+/* The threads of a test each announce themselves (count++) and then block reading their own pipe:
+ * wait until all n have announced (10 s at most), give them time to get into read(), then release them
+ * in reverse order by writing byte i into pipes[i]. */
+static inline void release_blocked_readers(_Atomic int *count, int (*pipes)[2], int n) {
+  for (int k = 0; k < 10000 && *count < n; k++) msleep(1);
+  CHECK(*count == n);
+  msleep(50);
+  for (int i = n - 1; i >= 0; i--) {
+    char c = (char)i;
+    write_all(pipes[i][1], &c, 1);
+  }
+}
+
 /* Read exactly n bytes unless EOF comes first; returns the count. */
 static inline size_t read_full(int fd, void *buf, size_t n) {
   char *p = buf;

@@ -97,13 +97,7 @@ int main(int argc, char **argv) {
     write_all(go[i][1], &c, 1);
   }
   for (int i = EARLY; i < N; i++) CHECK(pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i) == 0);
-  for (int k = 0; k < 10000 && atomic_load(&ready) < N; k++) msleep(1);
-  CHECK(atomic_load(&ready) == N);
-  msleep(50);
-  for (int i = N - 1; i >= 0; i--) {
-    char c = (char)i;
-    write_all(pipes[i][1], &c, 1);
-  }
+  release_blocked_readers(&ready, pipes, N);
   for (int i = 0; i < N; i++) CHECK(pthread_join(t[i], NULL) == 0);
 
   int main_ok = get() == -1 && check(-100);

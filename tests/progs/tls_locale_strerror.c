@@ -114,13 +114,7 @@ int main(void) {
   pthread_t t[N];
   for (int i = 0; i < N; i++) CHECK(pipe(pipes[i]) == 0);
   for (int i = 0; i < N; i++) CHECK(pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i) == 0);
-  for (int k = 0; k < 10000 && atomic_load(&ready) < N; k++) msleep(1);
-  CHECK(atomic_load(&ready) == N);
-  msleep(50);
-  for (int i = N - 1; i >= 0; i--) {
-    char c = (char)i;
-    write_all(pipes[i][1], &c, 1);
-  }
+  release_blocked_readers(&ready, pipes, N);
   for (int i = 0; i < N; i++) CHECK(pthread_join(t[i], NULL) == 0);
 
   printf("locale answers before blocking %d/%d\n", atomic_load(&loc_before), N);

@@ -82,13 +82,7 @@ int main(void) {
   req_name = "main";
   for (int i = 0; i < N; i++) CHECK(pipe(pipes[i]) == 0);
   for (int i = 0; i < N; i++) CHECK(pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i) == 0);
-  for (int k = 0; k < 10000 && atomic_load(&ready) < N; k++) msleep(1);
-  CHECK(atomic_load(&ready) == N);
-  msleep(50); /* let them get into read() */
-  for (int i = N - 1; i >= 0; i--) {
-    char c = (char)i;
-    write_all(pipes[i][1], &c, 1);
-  }
+  release_blocked_readers(&ready, pipes, N);
   for (int i = 0; i < N; i++) CHECK(pthread_join(t[i], NULL) == 0);
 
   printf("fresh %d/%d\n", atomic_load(&fresh), N);
