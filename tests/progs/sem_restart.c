@@ -1,7 +1,8 @@
 /* sem_restart — signal(7) for semaphores, as Linux does it: sem_wait interrupted by a handler installed
  * with SA_RESTART goes on waiting (its futex wait is restarted, since Linux 2.6.22) and fails with EINTR
  * after one installed without; sem_timedwait fails with EINTR either way. Each case is run by the main
- * thread and by a created thread, signalled with pthread_kill while it waits, then posted.
+ * thread and by a created thread, signalled with pthread_kill while it waits (at 40 ms), then posted
+ * (at 300 ms).
  * stdout: one line per case with sem_wait's result. */
 #include <pthread.h>
 #include <semaphore.h>
@@ -25,7 +26,7 @@ struct target {
 
 static void *poster(void *p) {
   (void)p;
-  usleep(120000);
+  usleep(300000); /* well after the signal, even on a loaded machine */
   sem_post(&sem);
   return NULL;
 }
@@ -36,7 +37,7 @@ static void *killer(void *p) {
   return NULL;
 }
 
-/* Wait on sem while a handler is delivered to this thread at 40 ms and a post arrives at 120 ms. */
+/* Wait on sem while a handler is delivered to this thread at 40 ms and a post arrives at 300 ms. */
 static const char *wait_case(bool timed) {
   struct target t = {pthread_self()};
   pthread_t a, b;
