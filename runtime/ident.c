@@ -48,10 +48,12 @@ bool ch_ident_enabled(void) {
   return st > 0;
 }
 
+size_t ch_ident_reserve(void) { return reserve; }
+
 char *ch_ident_attach(ch_coro *co, struct ch_sched *target) {
   struct ch_stack *st = &co->stack;
   char *top = st->lo + st->size;
-  if (st->size < reserve + 16384) return NULL; /* no room for the block and a usable stack */
+  if (st->size < reserve + 8192) return NULL; /* no room for the block and two pages of stack */
   void *tp = st->tls_tp;
   if (tp && ch_tls_block_reuse(tp) < 0) {
     ch_tls_block_fini(tp);

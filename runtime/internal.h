@@ -422,6 +422,7 @@ bool ch_ident_enabled(void);
 /* Give co (a coroutine-thread about to be placed on target) its identity at the top of its stack;
  * returns the stack top left for the coroutine, or NULL when no block can be made (-> EAGAIN). */
 char *ch_ident_attach(ch_coro *co, struct ch_sched *target);
+size_t ch_ident_reserve(void); /* bytes a block takes at the top of a stack */
 /* A stack about to serve a coroutine that is not a coroutine-thread, or to be unmapped: drop any
  * identity it carries. */
 void ch_ident_drop(struct ch_stack *st);

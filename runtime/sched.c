@@ -377,6 +377,9 @@ int ch_spawn_on(struct ch_sched *target, ch_coro **out, cohook_fn fn, void *arg,
   if (!co) return -EAGAIN;
   /* The stack comes from the caller's cache or the shared pool; it goes back to the target's cache
    * when the coroutine ends. */
+  /* A size the program asked for is the stack it gets: its thread identity comes on top, as glibc
+   * counts TLS inside PTHREAD_STACK_MIN. (Default-size stacks come from the pools and hold both.) */
+  if (is_thread && stack_size && ch_ident_enabled()) stack_size += ch_ident_reserve();
   int rc = ch_stack_get(ch_tls_sched, stack_size ? stack_size : ch_config.stack_size, &co->stack);
   if (rc < 0) {
     ch_free(co);
