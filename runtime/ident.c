@@ -50,8 +50,7 @@ bool ch_ident_enabled(void) {
 
 size_t ch_ident_reserve(void) { return reserve; }
 
-char *ch_ident_attach(ch_coro *co, struct ch_sched *target) {
-  struct ch_stack *st = &co->stack;
+char *ch_ident_attach(struct ch_stack *st, struct ch_sched *target, void **tp_out) {
   char *top = st->lo + st->size;
   if (st->size < reserve + 8192) return NULL; /* no room for the block and two pages of stack */
   void *tp = st->tls_tp;
@@ -65,7 +64,7 @@ char *ch_ident_attach(ch_coro *co, struct ch_sched *target) {
   *(struct ch_sched **)(void *)((char *)tp + sched_off) = target;
   ch_tls_set_tid(tp, target->tid);
   ch_tls_block_set_stack(tp, st->lo, st->size - reserve);
-  co->tp = tp;
+  *tp_out = tp;
   return top - reserve;
 }
 

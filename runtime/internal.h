@@ -179,10 +179,13 @@ struct cohook_coro {
   bool is_thread;            /* [const] made by pthread_create: pthread_self()/pthread_exit() are ours */
   _Atomic uint64_t pending_sigs; /* [atomic] pthread_kill'ed signals not yet handled (bit sig-1) */
   char name[16];             /* [self] pthread_setname_np (racy by nature, as glibc's) */
+  _Atomic int refs;          /* [atomic] holders of the stack this block lives in (see ch_spawn_on) */
   void *robust[8];           /* [self] robust glibc mutexes it holds (gsync.c), for owner-death */
   unsigned nrobust;          /* [self] */
 };
 typedef struct cohook_coro ch_coro;
+/* Bytes a coroutine's control block takes at the top of its stack (sched.c, ch_spawn_on). */
+#define CH_CORO_RESERVE ((sizeof(ch_coro) + 63) & ~(size_t)63)
 
 #define CH_STACK_CACHE 64
 
@@ -204,7 +207,7 @@ struct ch_sched {
   ch_coro *inbox_head, *inbox_tail; /* [inbox_lock] */
   _Atomic int inbox_nonempty;       /* [atomic] a hint; the list under the lock is the truth */
   /* a finished coroutine's stack, released by whoever runs next (a stack cannot free itself) */
-  struct ch_stack dead_stack; /* [thread] */
+  ch_coro *dead;             /* [thread] the coroutine whose stack we just left for good */
   bool has_dead;             /* [thread] */
   void *dead_sp_sink;        /* [thread] */
   struct ch_stack cache[CH_STACK_CACHE]; /* [thread] */
@@ -419,9 +422,10 @@ int ch_once(_Atomic uint32_t *ctl, void (*fn)(void));
 /* Whether coroutine-threads get their own TLS (COHOOK_TLS=coroutine and the probe says it works).
  * The first call must come from an OS thread on its own TLS (the first pthread_create does). */
 bool ch_ident_enabled(void);
-/* Give co (a coroutine-thread about to be placed on target) its identity at the top of its stack;
- * returns the stack top left for the coroutine, or NULL when no block can be made (-> EAGAIN). */
-char *ch_ident_attach(ch_coro *co, struct ch_sched *target);
+/* Give the stack of a coroutine-thread about to be placed on target its identity at the top
+ * (*tp_out: its thread pointer); returns the stack top left below the block, or NULL when no block
+ * can be made (-> EAGAIN). */
+char *ch_ident_attach(struct ch_stack *st, struct ch_sched *target, void **tp_out);
 size_t ch_ident_reserve(void); /* bytes a block takes at the top of a stack */
 /* A stack about to serve a coroutine that is not a coroutine-thread, or to be unmapped: drop any
  * identity it carries. */

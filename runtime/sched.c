@@ -107,6 +107,18 @@ bool ch_wake(ch_coro *co, int reason) {
 
 /* ---- switching ------------------------------------------------------------------------------------ */
 
+/* A coroutine's control block lives at the top of its own stack (as glibc keeps struct pthread
+ * there): the page is the stack's first anyway, so a coroutine costs no allocation of its own. The
+ * block and stack have two holders, released in either order: the coroutine running on the stack
+ * (until the scheduler has switched off it after its exit) and its handle (until join, or at exit
+ * for a detached one). The last one returns the stack to the pool; nothing reads the block after
+ * dropping its reference. */
+static void coro_unref(struct ch_sched *s, ch_coro *co) {
+  if (atomic_fetch_sub_explicit(&co->refs, 1, memory_order_acq_rel) != 1) return;
+  struct ch_stack st = co->stack; /* the block is inside the stack we hand back */
+  ch_stack_put(s, &st);
+}
+
 /* Runs first thing in whatever context just got the CPU: finish the sanitizer hand-off, release the
  * stack of a coroutine that just finished, and restore this coroutine's errno. */
 static void after_switch(struct ch_sched *s, ch_coro *self) {
@@ -122,7 +134,7 @@ static void after_switch(struct ch_sched *s, ch_coro *self) {
 #endif
   if (s->has_dead) {
     s->has_dead = false;
-    ch_stack_put(s, &s->dead_stack);
+    coro_unref(s, s->dead); /* we are off its stack now */
   }
   errno = self->saved_errno;
 }
@@ -335,7 +347,7 @@ static void coro_exit(struct ch_sched *s, ch_coro *self) {
   if (!ch_stack_canary_ok(&self->stack)) ch_stack_overflow_abort(&self->stack, false);
   /* We are still running on this stack: whoever runs next releases it (after_switch). The zombie
    * stands in for us as "current" so nothing reads the control block a joiner may free any moment. */
-  s->dead_stack = self->stack;
+  s->dead = self;
   s->has_dead = true;
   s->zombie.stack = self->stack;
   s->zombie.sched = s;
@@ -350,9 +362,11 @@ static void coro_exit(struct ch_sched *s, ch_coro *self) {
   } else {
     self->magic = 0;
     ch_free(self->keys);
-    ch_free(self); /* detached: nobody will ever look at it again */
+    self->keys = NULL;
+    /* detached: the handle's reference goes now; ours when the next coroutine runs (after_switch) */
+    atomic_fetch_sub_explicit(&self->refs, 1, memory_order_acq_rel);
   }
-  /* From here on `self` may already be freed. */
+  /* From here on `self` may already be released by its joiner: only its stack is still ours. */
   ch_coro *next = next_ready(s);
 #ifdef CH_ASAN
   __sanitizer_start_switch_fiber(NULL, next->stack.lo ? next->stack.lo : s->main_stack_lo,
@@ -373,32 +387,36 @@ void ch_ctx_returned(void) {
 
 int ch_spawn_on(struct ch_sched *target, ch_coro **out, cohook_fn fn, void *arg, size_t stack_size,
                 bool detached, bool is_thread) {
-  ch_coro *co = ch_alloc(sizeof *co);
-  if (!co) return -EAGAIN;
-  /* The stack comes from the caller's cache or the shared pool; it goes back to the target's cache
-   * when the coroutine ends. */
-  /* A size the program asked for is the stack it gets: its thread identity comes on top, as glibc
-   * counts TLS inside PTHREAD_STACK_MIN. (Default-size stacks come from the pools and hold both.) */
-  if (is_thread && stack_size && ch_ident_enabled()) stack_size += ch_ident_reserve();
-  int rc = ch_stack_get(ch_tls_sched, stack_size ? stack_size : ch_config.stack_size, &co->stack);
-  if (rc < 0) {
-    ch_free(co);
-    return rc;
-  }
-  co->magic = CH_CORO_MAGIC;
-  co->sched = target;
-  co->tp = target->main.tp; /* the OS thread's own identity, unless it gets one of its own */
-  char *top = co->stack.lo + co->stack.size;
-  if (is_thread && ch_ident_enabled()) {
-    top = ch_ident_attach(co, target);
+  /* The stack comes from the caller's cache or the shared pool; it goes back to a cache when the
+   * coroutine has ended and its handle is released (coro_unref). */
+  /* A size the program asked for is the stack it gets: its thread identity and control block come
+   * on top, as glibc counts TLS inside PTHREAD_STACK_MIN. (Default-size stacks hold both.) */
+  bool ident = is_thread && ch_ident_enabled();
+  if (stack_size) stack_size += (ident ? ch_ident_reserve() : 0) + CH_CORO_RESERVE;
+  struct ch_stack st;
+  int rc = ch_stack_get(ch_tls_sched, stack_size ? stack_size : ch_config.stack_size, &st);
+  if (rc < 0) return rc;
+  void *tp = target->main.tp; /* the OS thread's own identity, unless it gets one of its own */
+  char *top = st.lo + st.size;
+  if (ident) {
+    top = ch_ident_attach(&st, target, &tp);
     if (!top) { /* no TLS block (memory or mappings): EAGAIN, as glibc's pthread_create */
-      ch_stack_put(ch_tls_sched, &co->stack);
-      ch_free(co);
+      ch_stack_put(ch_tls_sched, &st);
       return -EAGAIN;
     }
   } else {
-    ch_ident_drop(&co->stack); /* this stack's top is the coroutine's own now */
+    ch_ident_drop(&st); /* this stack's top is the coroutine's own now */
   }
+  /* The control block goes right under the identity (or the stack's top), on a cache line of its
+   * own; the coroutine's first frame starts below it. A reused stack holds the last one's bytes. */
+  top = (char *)(((uintptr_t)top - sizeof(ch_coro)) & ~(uintptr_t)63);
+  ch_coro *co = (ch_coro *)(void *)top;
+  memset(co, 0, sizeof *co);
+  co->stack = st;
+  co->tp = tp;
+  atomic_init(&co->refs, 2); /* the coroutine on its stack, and its handle */
+  co->magic = CH_CORO_MAGIC;
+  co->sched = target;
   co->fn = fn;
   co->arg = arg;
   co->is_thread = is_thread;
@@ -425,7 +443,8 @@ static void release(ch_coro *co, void **retval) {
   if (retval) *retval = co->retval;
   co->magic = 0;
   ch_free(co->keys);
-  ch_free(co);
+  co->keys = NULL;
+  coro_unref(ch_tls_sched, co); /* the handle's reference; co may be reused from here on */
 }
 
 int ch_join_until(ch_coro *co, void **retval, uint64_t deadline) {

@@ -178,6 +178,7 @@ int ch_stack_get(struct ch_sched *s, size_t size, struct ch_stack *out) {
       ready(out);
       return 0;
     }
+    *out = (struct ch_stack){0}; /* a fresh stack: every field is set here or zero */
     int rc = carve_from_slab(size, out);
     ch_unlock(&pool_lock);
     if (rc < 0) return rc;
@@ -188,6 +189,7 @@ int ch_stack_get(struct ch_sched *s, size_t size, struct ch_stack *out) {
   void *m = ch_mmap(NULL, pg() + size, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (m == MAP_FAILED) return -EAGAIN;
+  *out = (struct ch_stack){0};
   out->lo = (char *)m + pg();
   out->size = size;
   out->slab = 0;
