@@ -111,6 +111,9 @@ void ch_stack_after_fork(void);
 /* Test hooks: cap the number of guarded stacks, and read how many are in use. */
 void ch_stack_set_guard_budget(long n);
 long ch_stack_guarded_count(void);
+/* Tests: whether guard pages may be page-table markers (MADV_GUARD_INSTALL) where the kernel has them. */
+void ch_stack_use_guard_markers(bool on);
+bool ch_stack_guard_markers_available(void); /* the kernel takes MADV_GUARD_INSTALL (and not valgrind) */
 
 /* ---- sched.c: coroutines and the per-thread scheduler ------------------------------------------- */
 

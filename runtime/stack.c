@@ -10,6 +10,10 @@
  *     stack costs no mapping of its own;
  *   - the first max_map_count/4 stacks get a real PROT_NONE guard page (an overflow faults at once and
  *     is reported by the SIGSEGV handler below); the remaining quarter-budget is left to the program;
+ *   - where the kernel has guard markers (MADV_GUARD_INSTALL, Linux >= 6.13), a guard page is a mark in
+ *     the page tables instead of a PROT_NONE mapping: it costs no VMA, so every stack gets one and the
+ *     budget below is never spent (nor is the canary's page, which an idle coroutine would otherwise
+ *     touch: 4 KiB per coroutine past the budget);
  *   - stacks beyond that budget get a canary instead: the top words of their (writable) guard page are
  *     filled with a pattern that is checked every time the coroutine switches away and when the stack
  *     is released. An overflow is then caught late (at the next switch) rather than at the faulting
@@ -109,8 +113,47 @@ bool ch_stack_canary_ok(const struct ch_stack *st) {
   return true;
 }
 
-/* Give a freshly carved stack its guard page, or its canary when the mapping budget is spent. */
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 uapi; older headers lack it */
+#endif
+/* 1: guard markers work here; -1: they do not (older kernel: EINVAL), or are switched off (valgrind,
+ * which would not know the page faults; tests of the fallbacks); 0: not tried yet. */
+static _Atomic int guard_markers;
+
+void ch_stack_use_guard_markers(bool on) { atomic_store(&guard_markers, on ? 0 : -1); }
+
+bool ch_stack_guard_markers_available(void) {
+  if (CH_ON_VALGRIND()) return false;
+  char *m = ch_mmap(NULL, 2 * pg(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return false;
+  bool ok = ch_madvise(m, pg(), MADV_GUARD_INSTALL) == 0;
+  ch_munmap(m, 2 * pg());
+  return ok;
+}
+
+static bool guard_marker(char *page) {
+  int st = atomic_load_explicit(&guard_markers, memory_order_relaxed);
+  if (st < 0) return false;
+  if (!st && CH_ON_VALGRIND()) {
+    atomic_store(&guard_markers, -1);
+    return false;
+  }
+  if (ch_madvise(page, pg(), MADV_GUARD_INSTALL) == 0) {
+    if (!st) atomic_store(&guard_markers, 1);
+    return true;
+  }
+  if (!st) atomic_store(&guard_markers, -1); /* EINVAL: not this kernel. Later failures: fall back once */
+  return false;
+}
+
+/* Give a freshly carved stack its guard page, or its canary when the mapping budget is spent. A
+ * guard marker survives MADV_DONTNEED (trim, slab return) and fork; it goes with the mapping. */
 static void protect(struct ch_stack *st) {
+  if (guard_marker(st->lo - pg())) {
+    st->guarded = 1;
+    atomic_fetch_add(&guarded_count, 1);
+    return;
+  }
   init_budget();
   if (atomic_fetch_sub(&guard_budget, 1) > 0) {
     if (ch_mprotect(st->lo - pg(), pg(), PROT_NONE) == 0) {

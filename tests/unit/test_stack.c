@@ -92,6 +92,64 @@ static void test_guard_page_overflow(void **state) {
   assert_ptr_equal(strchr(c.err, '\n'), c.err + strlen(c.err) - 1); /* exactly one line */
 }
 
+/* Without guard markers (kernels before 6.13) the guard is a PROT_NONE page: same report. */
+static void overflow_child_mprotect(void) {
+  ch_stack_use_guard_markers(false);
+  overflow_child();
+}
+
+static void test_guard_page_overflow_mprotect(void **state) {
+  (void)state;
+  struct tu_child c;
+  tu_run_child(overflow_child_mprotect, &c);
+  assert_true(WIFSIGNALED(c.status));
+  assert_int_equal(WTERMSIG(c.status), SIGABRT);
+  assert_non_null(strstr(c.err, "cohook: coroutine stack overflow (stack size 262144 bytes); raise "
+                                "COHOOK_STACK_SIZE"));
+}
+
+/* With guard markers the mapping budget does not apply: with a budget of 0, a stack is still guarded,
+ * its guard costs no mapping, and an overflow faults at once (the guard report, not the canary's). */
+static void *guarded_probe(void *arg) {
+  (void)arg;
+  return (void *)(uintptr_t)ch_sched_peek()->current->stack.guarded;
+}
+
+static long count_maps(void) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  long n = 0;
+  for (int ch; f && (ch = fgetc(f)) != EOF;) n += ch == '\n';
+  if (f) fclose(f);
+  return n;
+}
+
+static void markers_child(void) {
+  ch_stack_set_guard_budget(0);
+  cohook_coro_t *co[200];
+  void *g = NULL;
+  long before = count_maps();
+  for (int i = 0; i < 200; i++)
+    if (cohook_spawn(&co[i], guarded_probe, NULL) != 0) _exit(3);
+  for (int i = 0; i < 200; i++) {
+    cohook_join(co[i], &g);
+    if (!g) _exit(4); /* a stack past the budget without a guard: markers not used */
+  }
+  /* 200 fresh stacks carve 4 slabs: a few mappings, not 400 */
+  if (count_maps() - before > 20) _exit(5);
+  overflow_child();
+}
+
+static void test_guard_markers_past_budget(void **state) {
+  (void)state;
+  if (!ch_stack_guard_markers_available()) skip(); /* kernel before 6.13, or valgrind */
+  struct tu_child c;
+  tu_run_child(markers_child, &c);
+  assert_true(WIFSIGNALED(c.status));
+  assert_int_equal(WTERMSIG(c.status), SIGABRT);
+  assert_non_null(strstr(c.err, "cohook: coroutine stack overflow (stack size 262144 bytes); raise "
+                                "COHOOK_STACK_SIZE"));
+}
+
 /* Past the guard budget there is no PROT_NONE page: an overflow that runs into the canary is caught
  * when the coroutine next switches away. Simulated by writing just below the stack. */
 static void *smash_canary(void *arg) {
@@ -104,6 +162,7 @@ static void *smash_canary(void *arg) {
 }
 
 static void canary_child(void) {
+  ch_stack_use_guard_markers(false);
   ch_stack_set_guard_budget(0);
   cohook_coro_t *co;
   if (cohook_spawn(&co, smash_canary, NULL) == 0) cohook_join(co, NULL);
@@ -200,7 +259,8 @@ int main(int argc, char **argv) {
   if (n > 0) self_exe[n] = 0;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_size),          cmocka_unit_test(test_bad_env_values),
-      cmocka_unit_test(test_guard_page_overflow), cmocka_unit_test(test_canary_overflow),
+      cmocka_unit_test(test_guard_page_overflow), cmocka_unit_test(test_guard_page_overflow_mprotect),
+      cmocka_unit_test(test_guard_markers_past_budget), cmocka_unit_test(test_canary_overflow),
       cmocka_unit_test(test_pool_reuse),          cmocka_unit_test(test_deep_stack_pages_returned),
 #ifndef CH_ASAN
       cmocka_unit_test(test_spawn_fails_cleanly),
