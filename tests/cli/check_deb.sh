@@ -63,6 +63,9 @@ if [ "$(id -u)" != 0 ]; then
   echo "note: not installing system-wide: not root"
 elif [ "${COHOOK_DEB_INSTALL:-1}" = 0 ]; then
   echo "note: not installing system-wide: COHOOK_DEB_INSTALL=0"
+elif ! { exec 9>/run/lock/cohook-check-deb.lock && flock -w 300 9; }; then
+  # one system-wide install at a time: another build tree's run of this test may be at it
+  echo "note: not installing system-wide: could not take /run/lock/cohook-check-deb.lock"
 elif dpkg -s cohook >/dev/null 2>&1 || [ -e /usr/bin/cohook ] || [ -e /usr/lib/libhook.so ]; then
   echo "note: not installing system-wide: a cohook is installed already (left alone)"
 else
