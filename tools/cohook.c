@@ -164,6 +164,7 @@ int main(int argc, char **argv) {
     printf("cohook %s\n", COHOOK_VERSION);
     if (lib) printf("libhook.so: %s\n", lib);
     else printf("libhook.so: not found (searched %s)\n", searched);
+    free(lib);
     return 0;
   }
   if (!lib) {
@@ -176,9 +177,16 @@ int main(int argc, char **argv) {
   char **prog_argv = argv + optind;
   int status = 0;
   char *path = cmd_resolve(prog_argv[0], &status);
-  if (!path) return status;
+  if (!path) {
+    free(lib);
+    return status;
+  }
   status = cmd_check_preloadable(prog_argv[0], path, &lib_id);
-  if (status) return status;
+  if (status) {
+    free(path);
+    free(lib);
+    return status;
+  }
 
   static const struct { int opt; const char *env; } map[] = {
       {'w', "COHOOK_WORKERS"}, {OPT_STACK, "COHOOK_STACK_SIZE"}, {OPT_THREADS, "COHOOK_THREADS"},
@@ -208,5 +216,7 @@ int main(int argc, char **argv) {
   }
   fprintf(stderr, "cohook: %s: %s; check the program (and its interpreter or loader)\n", prog_argv[0],
           strerror(err));
+  free(path);
+  free(lib);
   return err == ENOENT ? CMD_EXIT_NOT_FOUND : CMD_EXIT_CANNOT_RUN;
 }
