@@ -199,6 +199,9 @@ struct ch_sched {
   ch_coro main;              /* [thread] the thread's own stack */
   ch_coro zombie;            /* [thread] "current" while a finished coroutine picks its successor */
   ch_coro *current;          /* [thread] */
+  ch_coro *os_coro;          /* [thread] the coroutine that stands for the OS thread itself, whose calls
+                                a process-directed signal interrupts: &main, or in a fork() child the
+                                coroutine-thread that forked (it keeps its identity: ch_sched_after_fork) */
   ch_coro *runq_head, *runq_tail; /* [thread] */
   size_t round_left;         /* [thread] hand-offs until the next look at I/O while the run queue is busy */
   struct ch_loop *loop;      /* [thread] loop.c (libev); ch_loop_notify alone is callable from any thread */

@@ -169,7 +169,7 @@ static inline __attribute__((always_inline)) void note_depth(ch_coro *self) {
 static void deliver_signal(struct ch_sched *s) {
   unsigned seq = s->sig_seq - 1;
   s->sig_seq = 0;
-  if (s->main.park_seq == seq) ch_wake(&s->main, CH_WAKE_INTR);
+  if (s->os_coro->park_seq == seq) ch_wake(s->os_coro, CH_WAKE_INTR);
 }
 
 /* A worker about to sleep in epoll first watches its inbox for a few microseconds. Wake-ups between
@@ -226,7 +226,7 @@ static void poll_events(struct ch_sched *s, bool may_block) {
 void ch_signal_arrived(bool restart) {
   struct ch_sched *s = ch_tls_sched;
   if (!s) return;
-  ch_coro *m = &s->main;
+  ch_coro *m = s->os_coro;
   if (atomic_load_explicit(&m->park, memory_order_relaxed) != CH_PARKED) return;
   if (m->intr == CH_INTR_ALWAYS || (m->intr == CH_INTR_NORESTART && !restart)) {
     s->sig_seq = m->park_seq + 1;
@@ -323,9 +323,9 @@ static void finish(struct ch_sched *s, ch_coro *self, void *retval) {
     ch_ident_exit(self); /* C++ thread_local destructors first, then keys: glibc's order */
     ch_thread_on_exit(self);
   }
-  /* In a fork() child this coroutine became the process's only thread (ch_sched_after_fork): the
-   * last thread returning ends the process as exit(0) would. */
-  if (CH_UNLIKELY(ch_tls_sched != s)) exit(0);
+  /* In a fork() child this coroutine became the process's only thread (ch_sched_after_fork): its
+   * end ends the process as exit(0) would. */
+  if (CH_UNLIKELY(self == s->os_coro)) exit(0);
   coro_exit(s, self);
 }
 
@@ -335,7 +335,9 @@ static void coro_entry(void *prev) {
   ch_coro *self = s->current;
   CH_ASSERT(ch_tls_get_tp() == self->tp);
   after_switch(s, self);
-  finish(s, self, self->fn(self->arg));
+  void *ret = self->fn(self->arg);
+  /* Not `s`: in a fork() child the coroutine that forked belongs to the child's new scheduler. */
+  finish(ch_tls_sched, self, ret);
 }
 
 void ch_coro_exit_now(void *retval) {
@@ -531,7 +533,14 @@ void ch_sched_after_fork(void) {
   ch_loop_free(old->loop);
   ch_tls_bypass--;
   struct ch_sched *s = ch_sched_get();
-  if (s && cur != &old->main) s->main.stack = cur->stack; /* we keep running on cur's stack */
+  /* A coroutine-thread that forked goes on as itself, as the forking thread does natively: same
+   * pthread_self(), TLS block, keys and name. It becomes the new scheduler's current coroutine and
+   * the one that stands for the OS thread; the new main is never run. */
+  if (s && cur != &old->main) {
+    cur->sched = s;
+    s->current = cur;
+    s->os_coro = cur;
+  }
 }
 
 /* This thread's scheduler, made on first use; NULL when none can serve here: none could be made
@@ -554,6 +563,7 @@ struct ch_sched *ch_sched_get(void) {
   atomic_init(&s->main.park, CH_RUNNING);
   atomic_init(&s->main.join_state, CH_DETACHED); /* a thread's main coroutine cannot be joined */
   s->current = &s->main;
+  s->os_coro = &s->main;
   s->loop = ch_loop_new(s);
   if (!s->loop) {
     ch_free(s);
