@@ -49,7 +49,7 @@
   X(sem_wait) X(sem_trywait) X(sem_timedwait) X(sem_clockwait) X(sem_post) X(sem_getvalue)          \
   X(sem_destroy) X(pthread_mutex_destroy) X(pthread_spin_lock) X(pthread_setname_np) X(pthread_getname_np)            \
   X(pthread_getschedparam) X(pthread_setschedparam) X(pthread_getaffinity_np)                      \
-  X(pthread_setaffinity_np) X(pthread_getcpuclockid) X(pthread_cancel) X(epoll_create1) X(epoll_create) X(eventfd) X(timerfd_create) X(signalfd) X(fclose) \
+  X(pthread_setaffinity_np) X(pthread_getcpuclockid) X(pthread_cancel) X(pthread_testcancel) X(pthread_setcancelstate) X(pthread_setcanceltype) X(epoll_create1) X(epoll_create) X(eventfd) X(timerfd_create) X(signalfd) X(fclose) \
   X(pthread_key_create) X(pthread_setspecific) X(flockfile) X(funlockfile) X(prctl)
 
 struct ch_real {
@@ -75,10 +75,12 @@ static inline bool ch_from_allocator(const void *ret) {
  * constructor may already do I/O). */
 #define REAL(n) (CH_LIKELY(ch_real.n != NULL) ? ch_real.n : (ch_real_init(), ch_real.n))
 
-/* The one place where a runtime result becomes the libc convention. */
+/* The one place where a runtime result becomes the libc convention. A call ended by a cancellation
+ * request (EINTR) acts on it here, where the runtime holds nothing: deferred cancellation. */
 static inline long ch_ret(long r) {
   CH_ASSERT(r >= -4095); /* the runtime's internal codes (CH_E_*) never reach the program */
   if (CH_UNLIKELY(r < 0)) {
+    if (r == -EINTR) ch_cancel_test();
     errno = (int)-r;
     return -1;
   }

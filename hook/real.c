@@ -38,6 +38,7 @@ void ch_platform_fill(void) {
       .key_create = ch_real.pthread_key_create,
       .flockfile = ch_real.flockfile,
       .funlockfile = ch_real.funlockfile,
+      .thread_exit = ch_real.pthread_exit,
       .setspecific = ch_real.pthread_setspecific,
   };
   /* Last: ch_plat() takes a non-NULL thread_create as "filled". */

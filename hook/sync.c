@@ -52,13 +52,22 @@ CH_EXPORT int pthread_mutex_destroy(pthread_mutex_t *m) {
 
 /* ---- condition variable --------------------------------------------------------------------------- */
 
-CH_EXPORT int pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *m) { return ch_pcond_wait(cv, m); }
+/* Cancellation points: a request that ended the wait acts with the mutex held again, as POSIX says. */
+CH_EXPORT int pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *m) {
+  int r = ch_pcond_wait(cv, m);
+  ch_cancel_test();
+  return r;
+}
 CH_EXPORT int pthread_cond_timedwait(pthread_cond_t *cv, pthread_mutex_t *m, const struct timespec *abs) {
-  return ch_pcond_timedwait(cv, m, abs);
+  int r = ch_pcond_timedwait(cv, m, abs);
+  ch_cancel_test();
+  return r;
 }
 CH_EXPORT int pthread_cond_clockwait(pthread_cond_t *cv, pthread_mutex_t *m, clockid_t clk,
                                      const struct timespec *abs) {
-  return ch_pcond_clockwait(cv, m, clk, abs);
+  int r = ch_pcond_clockwait(cv, m, clk, abs);
+  ch_cancel_test();
+  return r;
 }
 CH_EXPORT int pthread_cond_signal(pthread_cond_t *cv) { return ch_pcond_signal(cv, false); }
 CH_EXPORT int pthread_cond_broadcast(pthread_cond_t *cv) { return ch_pcond_signal(cv, true); }

@@ -46,7 +46,9 @@ CH_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*f
 CH_EXPORT int pthread_join(pthread_t t, void **ret) {
   ch_coro *co = ch_thread_of(t);
   if (!co) return REAL(pthread_join)(t, ret);
-  return -ch_join(co, ret);
+  int r;
+  while ((r = -ch_join(co, ret)) == EINTR) ch_cancel_test(); /* only a cancellation request ends it */
+  return r;
 }
 
 CH_EXPORT int pthread_tryjoin_np(pthread_t t, void **ret) {
@@ -77,7 +79,11 @@ CH_EXPORT int pthread_detach(pthread_t t) {
 }
 
 CH_EXPORT void pthread_exit(void *ret) {
-  if (ch_thread_self()) ch_coro_exit_now(ret); /* runs key destructors; cleanup handlers do not run */
+  ch_coro *self = ch_thread_self();
+  /* With its own TCB, glibc unwinds the coroutine-thread as its own (cleanup handlers, destructors);
+   * sharing its worker's (COHOOK_TLS=worker), it ends where it stands: key destructors only. */
+  if (self && self->own_tcb) ch_thread_exit(ret);
+  if (self) ch_coro_exit_now(ret);
   ch_keys_thread_exit(); /* an OS thread (main, typically): our keys are not glibc's to destroy */
   if (getpid() == (pid_t)syscall(SYS_gettid)) ch_thread_main_exiting();
   REAL(pthread_exit)(ret);
@@ -214,6 +220,22 @@ CH_EXPORT int pthread_getcpuclockid(pthread_t t, clockid_t *clk) {
 }
 
 CH_EXPORT int pthread_cancel(pthread_t t) {
-  if (!ch_thread_of(t)) return REAL(pthread_cancel)(t);
-  return ENOTSUP;
+  ch_coro *co = ch_thread_of(t);
+  if (!co) return REAL(pthread_cancel)(t);
+  return -ch_thread_cancel(co); /* ENOTSUP without its own TCB (COHOOK_TLS=worker): cannot unwind it */
+}
+
+CH_EXPORT void pthread_testcancel(void) {
+  if (ch_thread_self()) ch_cancel_test();
+  else REAL(pthread_testcancel)();
+}
+
+CH_EXPORT int pthread_setcancelstate(int state, int *old) {
+  int r = ch_cancel_set(&state, NULL, old, NULL);
+  return r == -ENOTSUP ? REAL(pthread_setcancelstate)(state, old) : -r;
+}
+
+CH_EXPORT int pthread_setcanceltype(int type, int *old) {
+  int r = ch_cancel_set(NULL, &type, NULL, old);
+  return r == -ENOTSUP ? REAL(pthread_setcanceltype)(type, old) : -r;
 }

@@ -135,6 +135,11 @@ bool ch_stack_guard_markers_available(void); /* the kernel takes MADV_GUARD_INST
  * program's handlers run with ch_tls_bypass raised, so they never park in the middle of this. */
 enum { CH_RUNNING = 0, CH_PARKED = 1, CH_WAKE_OK = 2, CH_WAKE_TIMEOUT = 3, CH_WAKE_CLOSED = 4, CH_WAKE_INTR = 5, CH_WAKE_SIGNAL = 6 };
 enum { CH_JOINABLE = 0, CH_DETACHED = 1, CH_EXITED = 2, CH_JOINED = 3 };
+/* Deferred cancellation (thread.c). A request sets PENDING and kicks the target as a signal does
+ * (CH_WAKE_SIGNAL); a wait at a cancellation point (intr != CH_INTR_NONE, or cancel_wait) then ends
+ * with CH_WAKE_INTR and the hook that made the call acts on it once the runtime has let go of
+ * everything (ch_cancel_test): glibc's own pthread_exit unwinds the coroutine's stack. */
+enum { CH_CANCEL_PENDING = 1u, CH_CANCEL_DISABLED = 2u, CH_CANCEL_ASYNC = 4u };
 /* While parked in a hooked blocking call: which signal handlers interrupt it (EINTR). */
 enum { CH_INTR_NONE = 0, CH_INTR_NORESTART = 1, CH_INTR_ALWAYS = 2 };
 
@@ -183,12 +188,21 @@ struct cohook_coro {
   _Atomic uint64_t pending_sigs; /* [atomic] pthread_kill'ed signals not yet handled (bit sig-1) */
   char name[16];             /* [self] pthread_setname_np (racy by nature, as glibc's) */
   _Atomic int refs;          /* [atomic] holders of the stack this block lives in (see ch_spawn_on) */
+  _Atomic unsigned cancel;   /* [atomic] CH_CANCEL_* bits: pthread_cancel requests and the thread's state */
+  bool own_tcb;              /* [const] runs on its own TLS block and TCB (ident.c): glibc can unwind it */
+  bool cancel_wait;          /* [self] parked where cancellation acts though signals do not interrupt
+                                (condvar, join); io waits, sleeps and semaphores go by `intr` */
   void *robust[8];           /* [self] robust glibc mutexes it holds (gsync.c), for owner-death */
   unsigned nrobust;          /* [self] */
 };
 typedef struct cohook_coro ch_coro;
 /* Bytes a coroutine's control block takes at the top of its stack (sched.c, ch_spawn_on). */
 #define CH_CORO_RESERVE ((sizeof(ch_coro) + 63) & ~(size_t)63)
+/* A cancellation request that may act now (not disabled). */
+static inline bool ch_cancel_wanted(ch_coro *co) {
+  return (atomic_load_explicit(&co->cancel, memory_order_acquire) & (CH_CANCEL_PENDING | CH_CANCEL_DISABLED)) ==
+         CH_CANCEL_PENDING;
+}
 
 #define CH_STACK_CACHE 64
 
@@ -366,6 +380,12 @@ void ch_worker_after_fork(bool on_worker);
 #define CH_MAIN_ID_BIT 0x80000000u /* ids of OS threads' own stacks: tid | bit; coroutines count up */
 uint32_t ch_self_id(void);         /* owner id for mutexes: the running coroutine or OS thread */
 ch_coro *ch_thread_self(void);     /* the running coroutine-thread, or NULL for an OS thread */
+/* Cancellation and exit of coroutine-threads (thread.c). Threads without their own TCB (COHOOK_TLS=worker)
+ * cannot be unwound: cancel answers -ENOTSUP and pthread_exit ends them without unwinding. */
+int ch_thread_cancel(ch_coro *co);
+int ch_cancel_set(int *state, int *type, int *oldstate, int *oldtype); /* -ENOTSUP: not ours */
+void ch_cancel_test(void);                 /* a pending request acts here: does not return then */
+void ch_thread_exit(void *ret) __attribute__((noreturn));
 ch_coro *ch_thread_of(unsigned long handle); /* our coroutine behind a pthread_t, or NULL */
 int ch_thread_create(ch_coro **out, cohook_fn fn, void *arg, size_t stack_size, bool detached);
 int ch_key_create(unsigned *key, void (*dtor)(void *));

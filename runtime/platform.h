@@ -63,6 +63,9 @@ struct ch_platform {
   /* stdio's stream lock, taken the way glibc takes it (blocking the OS thread). */
   void (*flockfile)(FILE *);
   void (*funlockfile)(FILE *);
+  /* glibc's pthread_exit: run on a coroutine-thread's own TCB, it unwinds the coroutine's stack
+   * (cleanup handlers, C++ destructors) back to coro_entry's unwind buffer (thread.c). */
+  void (*thread_exit)(void *);
   int (*setspecific)(pthread_key_t, const void *);
 };
 

@@ -26,6 +26,7 @@ void ch_platform_fill(void) {
       .key_create = pthread_key_create,
       .flockfile = flockfile,
       .funlockfile = funlockfile,
+      .thread_exit = pthread_exit,
       .setspecific = pthread_setspecific,
   };
   /* Last: ch_plat() takes a non-NULL thread_create as "filled". */

@@ -16,6 +16,8 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <pthread.h>
+#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -264,9 +266,25 @@ void ch_coro_kill(ch_coro *co, int sig, bool restart) {
   else ch_wake(co, CH_WAKE_SIGNAL);
 }
 
+/* Whether the wait self is parking in ends for a cancellation request now (see CH_CANCEL_*). */
+static inline bool cancel_ends_wait(ch_coro *self) {
+  return (self->intr != CH_INTR_NONE || self->cancel_wait) && ch_cancel_wanted(self);
+}
+
 int ch_park(struct ch_sched *s, uint64_t deadline) {
   ch_coro *self = s->current;
   if (CH_UNLIKELY(atomic_load_explicit(&self->pending_sigs, memory_order_relaxed))) run_pending(self);
+  /* A request that came while we were running found nobody to kick: a cancellation point acts as
+   * it is entered. Claimed like a wake-up, so nobody else queues us for this park. */
+  if (CH_UNLIKELY(atomic_load_explicit(&self->cancel, memory_order_relaxed) & CH_CANCEL_PENDING) &&
+      cancel_ends_wait(self)) {
+    int p = CH_PARKED;
+    if (atomic_compare_exchange_strong_explicit(&self->park, &p, CH_WAKE_INTR, memory_order_acq_rel,
+                                                memory_order_acquire)) {
+      atomic_store_explicit(&self->park, CH_RUNNING, memory_order_relaxed);
+      return CH_WAKE_INTR;
+    }
+  }
   note_depth(self);
   self->park_seq++;
   struct ch_timer t = {.deadline = deadline, .idx = SIZE_MAX, .co = self};
@@ -277,10 +295,18 @@ int ch_park(struct ch_sched *s, uint64_t deadline) {
     if (next != self) switch_to(s, self, next);
     why = atomic_load_explicit(&self->park, memory_order_acquire);
     if (why != CH_WAKE_SIGNAL) break;
-    /* Woken only to run a handler whose call the kernel would restart: run it, then sleep again,
-     * still registered where we wait — unless a real wake-up claimed us meanwhile (the CAS fails). */
+    /* Woken only to run a handler whose call the kernel would restart (or by a cancellation
+     * request): run it, then sleep again, still registered where we wait — unless a real wake-up
+     * claimed us meanwhile (the CAS fails), or the request ends this wait. */
     run_pending(self);
     int sig = CH_WAKE_SIGNAL;
+    if (cancel_ends_wait(self)) {
+      why = atomic_compare_exchange_strong_explicit(&self->park, &sig, CH_WAKE_INTR, memory_order_acq_rel,
+                                                    memory_order_acquire)
+                ? CH_WAKE_INTR
+                : sig;
+      break;
+    }
     if (!atomic_compare_exchange_strong_explicit(&self->park, &sig, CH_PARKED, memory_order_acq_rel,
                                                  memory_order_acquire)) {
       why = sig;
@@ -329,13 +355,30 @@ static void finish(struct ch_sched *s, ch_coro *self, void *retval) {
   coro_exit(s, self);
 }
 
+/* A coroutine-thread with its own TCB runs its function the way glibc's start_thread does: under an
+ * unwind buffer registered in its TCB, so that glibc's pthread_exit (ch_thread_exit, cancellation)
+ * unwinds the coroutine's stack — cleanup handlers, C++ destructors — and lands here. */
+static __attribute__((noinline)) void *run_thread_fn(ch_coro *self) {
+  __pthread_unwind_buf_t buf;
+  if (CH_UNLIKELY(__sigsetjmp_cancel(buf.__cancel_jmp_buf, 0))) {
+    /* Unwound. Locals are not to be trusted after the longjmp; the TCB still names the handler
+     * buffers the unwinding went through: put back what was there before ours (nothing). */
+    __pthread_unregister_cancel(&buf);
+    return ch_tls_sched->current->retval; /* set by ch_thread_exit */
+  }
+  __pthread_register_cancel(&buf);
+  void *ret = self->fn(self->arg);
+  __pthread_unregister_cancel(&buf);
+  return ret;
+}
+
 static void coro_entry(void *prev) {
   (void)prev;
   struct ch_sched *s = ch_tls_sched;
   ch_coro *self = s->current;
   CH_ASSERT(ch_tls_get_tp() == self->tp);
   after_switch(s, self);
-  void *ret = self->fn(self->arg);
+  void *ret = self->own_tcb ? run_thread_fn(self) : self->fn(self->arg);
   /* Not `s`: in a fork() child the coroutine that forked belongs to the child's new scheduler. */
   finish(ch_tls_sched, self, ret);
 }
@@ -416,6 +459,7 @@ int ch_spawn_on(struct ch_sched *target, ch_coro **out, cohook_fn fn, void *arg,
   memset(co, 0, sizeof *co);
   co->stack = st;
   co->tp = tp;
+  co->own_tcb = ident;
   atomic_init(&co->refs, 2); /* the coroutine on its stack, and its handle */
   co->magic = CH_CORO_MAGIC;
   co->sched = target;
@@ -470,12 +514,15 @@ int ch_join_until(ch_coro *co, void **retval, uint64_t deadline) {
     release(co, retval);
     return 0;
   }
-  if (ch_park(s, deadline) == CH_WAKE_TIMEOUT) {
+  self->cancel_wait = true; /* pthread_join is a cancellation point */
+  int why = ch_park(s, deadline);
+  self->cancel_wait = false;
+  if (why == CH_WAKE_TIMEOUT || why == CH_WAKE_INTR) {
     /* Withdraw as joiner, unless coro_exit took our pointer meanwhile: then it has finished. */
     expect = self;
     if (atomic_compare_exchange_strong_explicit(&co->joiner, &expect, NULL, memory_order_acq_rel,
                                                 memory_order_acquire))
-      return -ETIMEDOUT;
+      return why == CH_WAKE_INTR ? -EINTR : -ETIMEDOUT;
   }
   release(co, retval);
   return 0;

@@ -76,7 +76,11 @@ uint32_t ch_cond_enter(struct ch_cond *c) {
 
 /* After the caller released the mutex. 0 (signalled, or spuriously: POSIX allows it) or -ETIMEDOUT. */
 int ch_cond_block(struct ch_cond *c, uint32_t seq, uint64_t deadline) {
+  struct ch_sched *s = ch_sched_peek();
+  ch_coro *self = s ? s->current : NULL;
+  if (self) self->cancel_wait = true; /* a cancellation point: the request ends it (a spurious wake-up) */
   int r = ch_pl_wait32(&c->seq, seq, deadline, CH_INTR_NONE);
+  if (self) self->cancel_wait = false;
   atomic_fetch_sub_explicit(&c->nwaiters, 1, memory_order_relaxed);
   return r == -ETIMEDOUT ? -ETIMEDOUT : 0;
 }

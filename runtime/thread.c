@@ -50,6 +50,54 @@ ch_coro *ch_thread_self(void) {
   return s && s->current->is_thread ? s->current : NULL;
 }
 
+/* ---- exit and deferred cancellation --------------------------------------------------------------
+ *
+ * A coroutine-thread with its own TCB exits the way a glibc thread does: glibc's pthread_exit runs
+ * on it, sets its TCB's "exiting" bit and unwinds its stack with the forced unwinder, running
+ * pthread_cleanup_push handlers and C++ destructors, until it reaches the buffer coro_entry
+ * registered (sched.c, run_thread_fn). Cancellation is deferred only: a request is noted, kicks the
+ * target out of a wait at a cancellation point, and acts in the hook of that call once the call has
+ * let go of everything it held (ch_cancel_test). Asynchronous cancellation is taken as deferred:
+ * acting at an arbitrary instruction would unwind through the runtime's own critical sections. */
+
+void ch_thread_exit(void *ret) {
+  ch_coro *co = ch_thread_self();
+  CH_ASSERT(co && co->own_tcb);
+  co->retval = ret;
+  /* No second request may act while the stack unwinds: cleanup handlers may block. */
+  atomic_fetch_or_explicit(&co->cancel, CH_CANCEL_DISABLED, memory_order_acq_rel);
+  ch_plat()->thread_exit(ret);
+  __builtin_unreachable(); /* glibc's pthread_exit does not return */
+}
+
+int ch_thread_cancel(ch_coro *co) {
+  if (!co->own_tcb) return -ENOTSUP;
+  atomic_fetch_or_explicit(&co->cancel, CH_CANCEL_PENDING, memory_order_acq_rel);
+  /* As a signal kick: a wait at a cancellation point ends (ch_park), any other goes on. */
+  ch_wake(co, CH_WAKE_SIGNAL);
+  return 0;
+}
+
+void ch_cancel_test(void) {
+  ch_coro *co = ch_thread_self();
+  if (co && CH_UNLIKELY(ch_cancel_wanted(co)) && co->own_tcb && !ch_tls_bypass) ch_thread_exit(PTHREAD_CANCELED);
+}
+
+int ch_cancel_set(int *state, int *type, int *oldstate, int *oldtype) {
+  ch_coro *co = ch_thread_self();
+  if (!co || !co->own_tcb) return -ENOTSUP;
+  unsigned bit = state ? CH_CANCEL_DISABLED : CH_CANCEL_ASYNC;
+  int val = state ? *state : *type;
+  if (state && val != PTHREAD_CANCEL_ENABLE && val != PTHREAD_CANCEL_DISABLE) return -EINVAL;
+  if (type && val != PTHREAD_CANCEL_DEFERRED && val != PTHREAD_CANCEL_ASYNCHRONOUS) return -EINVAL;
+  bool set = state ? val == PTHREAD_CANCEL_DISABLE : val == PTHREAD_CANCEL_ASYNCHRONOUS;
+  unsigned old = set ? atomic_fetch_or_explicit(&co->cancel, bit, memory_order_acq_rel)
+                     : atomic_fetch_and_explicit(&co->cancel, ~bit, memory_order_acq_rel);
+  if (oldstate) *oldstate = old & CH_CANCEL_DISABLED ? PTHREAD_CANCEL_DISABLE : PTHREAD_CANCEL_ENABLE;
+  if (oldtype) *oldtype = old & CH_CANCEL_ASYNC ? PTHREAD_CANCEL_ASYNCHRONOUS : PTHREAD_CANCEL_DEFERRED;
+  return 0;
+}
+
 int ch_thread_create(ch_coro **out, cohook_fn fn, void *arg, size_t stack_size, bool detached) {
   struct ch_sched *w = ch_worker_pick();
   if (!w) return -EAGAIN;
