@@ -5,6 +5,8 @@
 #   scripts/demo.sh           full run (about 3-4 minutes)
 #   scripts/demo.sh --quick   shorter runs, for a first look (under a minute)
 #   scripts/demo.sh --only echo|http|crawler   one part only (with or without --quick)
+#   scripts/demo.sh --variant COHOOK_X=VAL     one more preloaded row per measurement, with that knob
+#                                              (before/after comparisons in one run, e.g. COHOOK_TLS=worker)
 #
 # Server pinned to CPU 0, load generator to CPU 1 (so the preloaded server gets one worker, like the
 # single-threaded libev reference). Echo: demo/echo_server (one pthread per connection) natively and
@@ -18,17 +20,24 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-quick=0 only=""
+quick=0 only="" variant=""
+usage="usage: scripts/demo.sh [--quick] [--only echo|http|crawler] [--variant COHOOK_X=VALUE]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --only) only=${2:-}; shift ;;
-    *) echo "usage: scripts/demo.sh [--quick] [--only echo|http|crawler]" >&2; exit 2 ;;
+    --variant) variant=${2:-}; shift ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
   shift
 done
 case "$only" in ""|echo|http|crawler) ;; *) echo "demo.sh: --only $only: use echo, http or crawler" >&2; exit 2 ;; esac
+[ -z "$variant" ] || [[ "$variant" =~ ^COHOOK_[A-Z_]+=[^[:space:]]+$ ]] ||
+  { echo "demo.sh: --variant $variant: give one knob as COHOOK_X=VALUE"; echo "$usage"; exit 2; } >&2
 part() { [ -z "$only" ] || [ "$only" = "$1" ]; }
+# The servers of one row: native, preloaded, the variant if asked for (preloaded with one more knob).
+servers() { echo native preloaded ${variant:+variant} "$@"; }
+label() { [ "$1" = variant ] && echo "preloaded,$variant" || echo "$1"; }
 if [ "$quick" = 1 ]; then secs=1 warm=1 settle=0.2 crawl_n=20; else secs=6 warm=2 settle=0.5 crawl_n=50; fi
 
 # ---- dependencies ---------------------------------------------------------------------------------
@@ -202,13 +211,14 @@ stop_server() {
 if part echo; then
 echo "== echo: thread-per-connection server native, preloaded, and the libev reference"
 for c in 100 1000 10000; do
-  for v in native preloaded libev; do
+  for v in $(servers libev); do
     case $v in
       native) start_server "$bin/echo_server" @PORT@ ;;
       preloaded) start_server "$cohook" -w 1 -- "$bin/echo_server" @PORT@ ;;
+      variant) start_server env "$variant" "$cohook" -w 1 -- "$bin/echo_server" @PORT@ ;;
       libev) start_server "$bin/libev_echo" @PORT@ ;;
     esac
-    measure echo "$v" "$c" "$bin/loadgen" -p "$port" -c "$c" -s 64 -d "$secs" -w "$warm" -t 10
+    measure echo "$(label "$v")" "$c" "$bin/loadgen" -p "$port" -c "$c" -s 64 -d "$secs" -w "$warm" -t 10
     stop_server
   done
 done
@@ -217,12 +227,13 @@ fi
 if part http; then
 echo "== http: thread-per-connection static server under wrk (keep-alive)"
 for c in 100 1000; do
-  for v in native preloaded; do
+  for v in $(servers); do
     case $v in
       native) start_server "$bin/http_server" @PORT@ "$www" ;;
       preloaded) start_server "$cohook" -w 1 -- "$bin/http_server" @PORT@ "$www" ;;
+      variant) start_server env "$variant" "$cohook" -w 1 -- "$bin/http_server" @PORT@ "$www" ;;
     esac
-    measure http "$v" "$c" wrk -t1 -c"$c" -d"$((secs + 1))s" --latency "http://127.0.0.1:$port/index.html"
+    measure http "$(label "$v")" "$c" wrk -t1 -c"$c" -d"$((secs + 1))s" --latency "http://127.0.0.1:$port/index.html"
     stop_server
   done
 done
@@ -254,8 +265,8 @@ md=$out/demo.md
     END {
       for (i = 1; i <= NR; i++) {
         split(row[i], f, "\t"); key = f[1] "|" f[3]
-        vn = (f[2] == "preloaded" && rps["native|" key] > 0) ? sprintf("%.2fx", f[4] / rps["native|" key]) : ""
-        vl = (f[2] == "preloaded" && rps["libev|" key] > 0) ? sprintf("%.2fx", f[4] / rps["libev|" key]) : ""
+        vn = (f[2] ~ /^preloaded/ && rps["native|" key] > 0) ? sprintf("%.2fx", f[4] / rps["native|" key]) : ""
+        vl = (f[2] ~ /^preloaded/ && rps["libev|" key] > 0) ? sprintf("%.2fx", f[4] / rps["libev|" key]) : ""
         printf "| %s | %s | %s | %.0f | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], vn, vl
       }
     }' "$tsv"
