@@ -10,6 +10,7 @@ CH_EXPORT ssize_t read(int fd, void *buf, size_t n) {
   if (q != CH_E_PASS) return ch_ret(q);
   struct ch_fdinfo *fi = ch_io_fd(fd);
   if (!fi) return REAL(read)(fd, buf, n);
+  CH_STAT_CALL(CH_FAM_READ);
   return ch_ret(ch_io_read(fd, fi, buf, n));
 }
 
@@ -24,17 +25,20 @@ CH_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt) {
   if (q != CH_E_PASS) return ch_ret(q);
   struct ch_fdinfo *fi = ch_io_fd(fd);
   if (!fi) return REAL(readv)(fd, iov, cnt);
+  CH_STAT_CALL(CH_FAM_READ);
   return ch_ret(ch_io_readv(fd, fi, iov, cnt));
 }
 
 CH_EXPORT ssize_t write(int fd, const void *buf, size_t n) {
   struct ch_fdinfo *fi = ch_io_fd(fd);
   if (!fi) return REAL(write)(fd, buf, n);
+  CH_STAT_CALL(CH_FAM_WRITE);
   return ch_ret(ch_io_write(fd, fi, buf, n));
 }
 
 CH_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt) {
   struct ch_fdinfo *fi = ch_io_fd(fd);
   if (!fi) return REAL(writev)(fd, iov, cnt);
+  CH_STAT_CALL(CH_FAM_WRITE);
   return ch_ret(ch_io_writev(fd, fi, iov, cnt));
 }

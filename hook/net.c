@@ -12,6 +12,7 @@ static struct ch_fdinfo *ours(int fd, int flags) {
 CH_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags) {
   struct ch_fdinfo *fi = ours(fd, flags);
   if (!fi) return REAL(recv)(fd, buf, n, flags);
+  CH_STAT_CALL(CH_FAM_READ);
   return ch_ret(ch_io_recvfrom(fd, fi, buf, n, flags, NULL, NULL));
 }
 
@@ -24,6 +25,7 @@ CH_EXPORT ssize_t recvfrom(int fd, void *restrict buf, size_t n, int flags, stru
                            socklen_t *restrict alen) {
   struct ch_fdinfo *fi = ours(fd, flags);
   if (!fi) return REAL(recvfrom)(fd, buf, n, flags, addr, alen);
+  CH_STAT_CALL(CH_FAM_READ);
   return ch_ret(ch_io_recvfrom(fd, fi, buf, n, flags, addr, alen));
 }
 
@@ -36,12 +38,14 @@ CH_EXPORT ssize_t __recvfrom_chk(int fd, void *restrict buf, size_t n, size_t bu
 CH_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags) {
   struct ch_fdinfo *fi = ours(fd, flags);
   if (!fi) return REAL(recvmsg)(fd, m, flags);
+  CH_STAT_CALL(CH_FAM_READ);
   return ch_ret(ch_io_recvmsg(fd, fi, m, flags));
 }
 
 CH_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags) {
   struct ch_fdinfo *fi = ours(fd, flags);
   if (!fi) return REAL(send)(fd, buf, n, flags);
+  CH_STAT_CALL(CH_FAM_WRITE);
   return ch_ret(ch_io_sendto(fd, fi, buf, n, flags, NULL, 0));
 }
 
@@ -49,12 +53,14 @@ CH_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const str
                          socklen_t alen) {
   struct ch_fdinfo *fi = ours(fd, flags);
   if (!fi) return REAL(sendto)(fd, buf, n, flags, addr, alen);
+  CH_STAT_CALL(CH_FAM_WRITE);
   return ch_ret(ch_io_sendto(fd, fi, buf, n, flags, addr, alen));
 }
 
 CH_EXPORT ssize_t sendmsg(int fd, const struct msghdr *m, int flags) {
   struct ch_fdinfo *fi = ours(fd, flags);
   if (!fi) return REAL(sendmsg)(fd, m, flags);
+  CH_STAT_CALL(CH_FAM_WRITE);
   return ch_ret(ch_io_sendmsg(fd, fi, m, flags));
 }
 
@@ -65,6 +71,7 @@ CH_EXPORT int accept4(int fd, struct sockaddr *restrict addr, socklen_t *restric
     if (r >= 0) ch_fd_accepted(fd, r, flags);
     return r;
   }
+  CH_STAT_CALL(CH_FAM_READ);
   return (int)ch_ret(ch_io_accept(fd, fi, addr, alen, flags));
 }
 
@@ -75,6 +82,7 @@ CH_EXPORT int accept(int fd, struct sockaddr *restrict addr, socklen_t *restrict
 CH_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t alen) {
   struct ch_fdinfo *fi = ch_io_fd(fd);
   if (!fi) return REAL(connect)(fd, addr, alen);
+  CH_STAT_CALL(CH_FAM_WRITE);
   return (int)ch_ret(ch_io_connect(fd, fi, addr, alen));
 }
 

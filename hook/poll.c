@@ -31,6 +31,7 @@ static bool any_set(int nfds, const fd_set *set) {
 
 CH_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
   if (ch_tls_bypass || timeout == 0 || !expressible(fds, n)) return REAL(poll)(fds, n, timeout);
+  CH_STAT_CALL(CH_FAM_POLL);
   return (int)ch_ret(ch_io_poll(fds, n, ch_ms_deadline(timeout)));
 }
 
@@ -49,6 +50,7 @@ CH_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, con
   if (ch_tls_bypass || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || !expressible(fds, n))
     return REAL(ppoll)(fds, n, ts, mask);
   if (ts && (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 || ts->tv_sec < 0)) return (int)ch_ret(-EINVAL);
+  CH_STAT_CALL(CH_FAM_POLL);
   return (int)ch_ret(ch_io_poll(fds, n, ts_deadline(ts)));
 }
 
@@ -63,6 +65,7 @@ CH_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeva
     return REAL(select)(nfds, rd, wr, ex, tv); /* exception sets (urgent data) wait in the kernel */
   if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0)) return (int)ch_ret(-EINVAL);
   if (nfds < 0) return (int)ch_ret(-EINVAL);
+  CH_STAT_CALL(CH_FAM_POLL);
   uint64_t deadline = tv ? ch_deadline_after((int64_t)tv->tv_sec * 1000000000 + (int64_t)tv->tv_usec * 1000)
                          : CH_NO_DEADLINE;
   long r = ch_io_select(nfds, rd, wr, ex, deadline);
@@ -81,15 +84,18 @@ CH_EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct
     return REAL(pselect)(nfds, rd, wr, ex, ts, mask);
   if (nfds < 0 || (ts && (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 || ts->tv_sec < 0)))
     return (int)ch_ret(-EINVAL);
+  CH_STAT_CALL(CH_FAM_POLL);
   return (int)ch_ret(ch_io_select(nfds, rd, wr, ex, ts_deadline(ts)));
 }
 
 CH_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout) {
   if (ch_tls_bypass || timeout == 0) return REAL(epoll_wait)(epfd, ev, max, timeout);
+  CH_STAT_CALL(CH_FAM_POLL);
   return (int)ch_ret(ch_io_epoll_wait(epfd, ev, max, ch_ms_deadline(timeout)));
 }
 
 CH_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
   if (ch_tls_bypass || mask || timeout == 0) return REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
+  CH_STAT_CALL(CH_FAM_POLL);
   return (int)ch_ret(ch_io_epoll_wait(epfd, ev, max, ch_ms_deadline(timeout)));
 }

@@ -34,14 +34,17 @@ static int lock_in_allocator(pthread_mutex_t *m) {
 
 CH_EXPORT int pthread_mutex_lock(pthread_mutex_t *m) {
   if (CH_UNLIKELY(ch_from_allocator(__builtin_return_address(0)))) return lock_in_allocator(m);
+  CH_STAT_CALL(CH_FAM_SYNC);
   return ch_pmutex_lock(m);
 }
 CH_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m) { return ch_pmutex_trylock(m); }
 CH_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m) { return ch_pmutex_unlock(m); }
 CH_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abs) {
+  CH_STAT_CALL(CH_FAM_SYNC);
   return ch_pmutex_timedlock(m, abs);
 }
 CH_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clk, const struct timespec *abs) {
+  CH_STAT_CALL(CH_FAM_SYNC);
   return ch_pmutex_clocklock(m, clk, abs);
 }
 
@@ -54,17 +57,20 @@ CH_EXPORT int pthread_mutex_destroy(pthread_mutex_t *m) {
 
 /* Cancellation points: a request that ended the wait acts with the mutex held again, as POSIX says. */
 CH_EXPORT int pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *m) {
+  CH_STAT_CALL(CH_FAM_SYNC);
   int r = ch_pcond_wait(cv, m);
   ch_cancel_test();
   return r;
 }
 CH_EXPORT int pthread_cond_timedwait(pthread_cond_t *cv, pthread_mutex_t *m, const struct timespec *abs) {
+  CH_STAT_CALL(CH_FAM_SYNC);
   int r = ch_pcond_timedwait(cv, m, abs);
   ch_cancel_test();
   return r;
 }
 CH_EXPORT int pthread_cond_clockwait(pthread_cond_t *cv, pthread_mutex_t *m, clockid_t clk,
                                      const struct timespec *abs) {
+  CH_STAT_CALL(CH_FAM_SYNC);
   int r = ch_pcond_clockwait(cv, m, clk, abs);
   ch_cancel_test();
   return r;
@@ -85,6 +91,7 @@ static bool prefer_writer(pthread_rwlock_t *rw) {
 CH_EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t *rw) {
   struct ch_rwlock *c = ours_rw(rw);
   if (!c) return REAL(pthread_rwlock_rdlock)(rw);
+  CH_STAT_CALL(CH_FAM_SYNC);
   return -ch_rwlock_rdlock(c, CH_NO_DEADLINE, false, prefer_writer(rw));
 }
 
@@ -98,6 +105,7 @@ CH_EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t *rw, clockid_t clk, co
   struct ch_rwlock *c = ours_rw(rw);
   if (!clock_ok(clk) || !ts_ok(abs)) return EINVAL; /* glibc checks both first */
   if (!c) return REAL(pthread_rwlock_clockrdlock)(rw, clk, abs);
+  CH_STAT_CALL(CH_FAM_SYNC);
   int r = ch_rwlock_rdlock(c, 0, true, prefer_writer(rw)); /* no timeout check if it can lock at once */
   if (r != -EBUSY) return -r;
   uint64_t deadline;
@@ -113,6 +121,7 @@ CH_EXPORT int pthread_rwlock_timedrdlock(pthread_rwlock_t *rw, const struct time
 CH_EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t *rw) {
   struct ch_rwlock *c = ours_rw(rw);
   if (!c) return REAL(pthread_rwlock_wrlock)(rw);
+  CH_STAT_CALL(CH_FAM_SYNC);
   return -ch_rwlock_wrlock(c, CH_NO_DEADLINE, false);
 }
 
@@ -126,6 +135,7 @@ CH_EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t *rw, clockid_t clk, co
   struct ch_rwlock *c = ours_rw(rw);
   if (!clock_ok(clk) || !ts_ok(abs)) return EINVAL; /* glibc checks both first */
   if (!c) return REAL(pthread_rwlock_clockwrlock)(rw, clk, abs);
+  CH_STAT_CALL(CH_FAM_SYNC);
   int r = ch_rwlock_wrlock(c, 0, true);
   if (r != -EBUSY) return -r;
   uint64_t deadline;
@@ -160,6 +170,7 @@ CH_EXPORT int pthread_barrier_init(pthread_barrier_t *b, const pthread_barrierat
 
 CH_EXPORT int pthread_barrier_wait(pthread_barrier_t *b) {
   struct ch_barrier *c = (struct ch_barrier *)(void *)b;
+  CH_STAT_CALL(CH_FAM_SYNC);
   return c->magic == CH_BARRIER_MAGIC ? ch_barrier_wait(c) : ch_pbarrier_wait_glibc(b);
 }
 
@@ -196,6 +207,7 @@ CH_EXPORT int sem_destroy(sem_t *s) {
 }
 
 CH_EXPORT int sem_wait(sem_t *s) {
+  CH_STAT_CALL(CH_FAM_SYNC);
   struct ch_sem *c = ours_sem(s);
   return (int)ch_ret(c ? ch_sem_wait(c, CH_NO_DEADLINE, false) : ch_psem_wait_glibc(s));
 }
@@ -208,6 +220,7 @@ CH_EXPORT int sem_trywait(sem_t *s) {
 CH_EXPORT int sem_clockwait(sem_t *s, clockid_t clk, const struct timespec *abs) {
   struct ch_sem *c = ours_sem(s);
   if (!c) return REAL(sem_clockwait)(s, clk, abs);
+  CH_STAT_CALL(CH_FAM_SYNC);
   uint64_t deadline;
   if (ch_abs_deadline(clk, abs, &deadline) < 0) return (int)ch_ret(-EINVAL); /* checked first, as glibc */
   return (int)ch_ret(ch_sem_wait(c, deadline, false));

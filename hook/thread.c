@@ -46,6 +46,7 @@ CH_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*f
 CH_EXPORT int pthread_join(pthread_t t, void **ret) {
   ch_coro *co = ch_thread_of(t);
   if (!co) return REAL(pthread_join)(t, ret);
+  CH_STAT_CALL(CH_FAM_JOIN);
   int r;
   while ((r = -ch_join(co, ret)) == EINTR) ch_cancel_test(); /* only a cancellation request ends it */
   return r;
@@ -54,12 +55,14 @@ CH_EXPORT int pthread_join(pthread_t t, void **ret) {
 CH_EXPORT int pthread_tryjoin_np(pthread_t t, void **ret) {
   ch_coro *co = ch_thread_of(t);
   if (!co) return REAL(pthread_tryjoin_np)(t, ret);
+  CH_STAT_CALL(CH_FAM_JOIN);
   return -ch_join_until(co, ret, 0);
 }
 
 CH_EXPORT int pthread_clockjoin_np(pthread_t t, void **ret, clockid_t clk, const struct timespec *abs) {
   ch_coro *co = ch_thread_of(t);
   if (!co) return REAL(pthread_clockjoin_np)(t, ret, clk, abs);
+  CH_STAT_CALL(CH_FAM_JOIN);
   uint64_t deadline;
   /* A malformed timespec is not refused by glibc's join: it just waits. */
   if (ch_abs_deadline(clk, abs, &deadline) < 0) deadline = CH_NO_DEADLINE;
@@ -148,6 +151,7 @@ CH_EXPORT int pthread_setspecific(pthread_key_t key, const void *val) { return -
 /* Spin-then-yield on a worker (gsync.c): a spinlock holder that parked would be spun on forever. */
 CH_EXPORT int pthread_spin_lock(pthread_spinlock_t *l) {
   if (ch_tls_bypass) return REAL(pthread_spin_lock)(l);
+  CH_STAT_CALL(CH_FAM_SYNC);
   return ch_spin_lock(l);
 }
 

@@ -22,6 +22,7 @@ static bool valid(const struct timespec *ts) {
 CH_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem) {
   if (ch_tls_bypass || !req) return REAL(nanosleep)(req, rem);
   if (!valid(req)) return (int)ch_ret(-EINVAL);
+  CH_STAT_CALL(CH_FAM_SLEEP);
   uint64_t deadline = ch_deadline_after(ts_ns(req));
   long r = ch_io_sleep_until(deadline);
   if (r == -EINTR && rem) ns_ts((int64_t)(deadline - ch_now_ns()), rem);
@@ -48,6 +49,7 @@ CH_EXPORT int clock_nanosleep(clockid_t clk, int flags, const struct timespec *r
   bool known = clk == CLOCK_REALTIME || clk == CLOCK_MONOTONIC || clk == CLOCK_BOOTTIME || clk == CLOCK_TAI;
   if (ch_tls_bypass || !known || !req) return REAL(clock_nanosleep)(clk, flags, req, rem);
   if (!valid(req)) return EINVAL;
+  CH_STAT_CALL(CH_FAM_SLEEP);
   int64_t rel = ts_ns(req);
   if (flags & TIMER_ABSTIME) {
     /* An absolute time on the requested clock becomes a deadline on ours. A later jump of the

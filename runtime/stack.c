@@ -255,6 +255,7 @@ static void trim_deep(struct ch_stack *st) {
 
 void ch_stack_put(struct ch_sched *s, struct ch_stack *st) {
   if (!ch_stack_canary_ok(st)) ch_stack_overflow_abort(st, false);
+  CH_STAT_STACK(s, st->lo + st->size, st->low_water); /* before trim_deep forgets the depth */
   /* Frames abandoned mid-call (a coroutine never returns through them) may leave ASan poison. */
   CH_ASAN_UNPOISON(st->lo, st->size);
   if (st->slab && st->size == ch_config.stack_size) {

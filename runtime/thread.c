@@ -101,9 +101,10 @@ int ch_cancel_set(int *state, int *type, int *oldstate, int *oldtype) {
 int ch_thread_create(ch_coro **out, cohook_fn fn, void *arg, size_t stack_size, bool detached) {
   struct ch_sched *w = ch_worker_pick();
   if (!w) return -EAGAIN;
-  atomic_fetch_add(&live_threads, 1);
+  long alive = atomic_fetch_add(&live_threads, 1) + 1;
   int r = ch_spawn_on(w, out, fn, arg, stack_size, detached, true);
   if (r < 0) atomic_fetch_sub(&live_threads, 1);
+  else ch_stats_thread_made(alive);
   return r;
 }
 

@@ -54,6 +54,7 @@ void ch_timer_add(struct ch_sched *s, struct ch_timer *t) {
     s->heap_cap = ncap;
   }
   place(s, s->heap_len++, t);
+  if (s->heap_len > s->st.timers_peak) s->st.timers_peak = s->heap_len;
   sift_up(s, t->idx);
   CH_ASSERT(t->idx == 0 || s->heap[(t->idx - 1) / 2]->deadline <= t->deadline);
 }

@@ -38,6 +38,7 @@ static void *worker_main(void *arg) {
   /* Keep the synchronous ones: a fault in a coroutine must still reach its handler here. */
   sigdelset(&set, SIGSEGV), sigdelset(&set, SIGBUS), sigdelset(&set, SIGILL);
   sigdelset(&set, SIGFPE), sigdelset(&set, SIGTRAP), sigdelset(&set, SIGSYS);
+  if (ch_monitor_probe_signal()) sigdelset(&set, ch_monitor_probe_signal()); /* the monitor's backtraces */
   ch_sys4(SYS_rt_sigprocmask, SIG_BLOCK, &set, NULL, _NSIG / 8);
   struct ch_sched *s = ch_sched_get();
   if (!s) ch_die("cohook: a worker thread could not create its event loop (out of fds or memory?)");
@@ -89,6 +90,11 @@ static int start(void) {
 }
 
 int ch_worker_count(void) { return atomic_load(&nworkers); }
+
+struct ch_sched *ch_worker_sched(int i) {
+  int n = atomic_load_explicit(&nworkers, memory_order_acquire);
+  return i >= 0 && i < n ? atomic_load_explicit(&workers[i].sched, memory_order_acquire) : NULL;
+}
 
 struct ch_sched *ch_worker_pick(void) {
   int n = atomic_load_explicit(&nworkers, memory_order_acquire);
