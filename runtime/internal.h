@@ -17,6 +17,7 @@
 
 #include "cohook.h"
 #include "platform.h"
+#include "stats.h"
 
 #define CH_EXPORT __attribute__((visibility("default")))
 #define CH_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -62,8 +63,17 @@ struct ch_config {
   int workers;                 /* COHOOK_WORKERS; 0 until resolved: CPUs this process may use */
   bool native_threads;         /* COHOOK_THREADS=native: pthreads stay OS threads */
   bool tls_worker;             /* COHOOK_TLS=worker: coroutine-threads share their worker's TLS */
+  int stats;                   /* COHOOK_STATS: CH_STATS_OFF, _STDERR, or _FILE (stats_path) */
+  const char *stats_path;      /* COHOOK_STATS=path, made absolute at start */
+  int log;                     /* COHOOK_LOG: CH_LOG_OFF, CH_LOG_WARN (stall reports), CH_LOG_DEBUG */
+  unsigned trace_ms;           /* COHOOK_TRACE: a scheduler trace line every trace_ms ms; 0 off */
+  uint64_t handoff_ns;         /* COHOOK_HANDOFF_US (as ns): a coroutine that keeps its worker longer
+                                  without a switch stalls it (monitor.c; the handoff issue's threshold) */
+  long max_threads;            /* COHOOK_MAX_THREADS: cap on OS threads (parsed; not enforced yet) */
 };
 extern struct ch_config ch_config;
+enum { CH_STATS_OFF = 0, CH_STATS_STDERR = 1, CH_STATS_FILE = 2 };
+enum { CH_LOG_OFF = 0, CH_LOG_WARN = 1, CH_LOG_DEBUG = 2 };
 void ch_config_load(void);
 /* Parse a byte count with an optional K/M/G suffix; -EINVAL / -ERANGE. Exposed for unit tests. */
 int ch_parse_size(const char *text, size_t *out);
@@ -217,6 +227,10 @@ struct ch_sched {
                                 a process-directed signal interrupts: &main, or in a fork() child the
                                 coroutine-thread that forked (it keeps its identity: ch_sched_after_fork) */
   ch_coro *runq_head, *runq_tail; /* [thread] */
+  /* Coroutines ever put on and taken off the run queue (inbox arrivals counted once drained): its
+   * length is the difference (COHOOK_TRACE). Two counters, not one: a push and the pop right after it
+   * then do not wait on each other's store. */
+  size_t runq_in, runq_out;  /* [thread] */
   size_t round_left;         /* [thread] hand-offs until the next look at I/O while the run queue is busy */
   struct ch_loop *loop;      /* [thread] loop.c (libev); ch_loop_notify alone is callable from any thread */
   /* timer min-heap of deadlines */
@@ -225,6 +239,7 @@ struct ch_sched {
   /* cross-thread wake-ups: other threads push here, then poke the loop */
   ch_lock_t inbox_lock;
   ch_coro *inbox_head, *inbox_tail; /* [inbox_lock] */
+  size_t inbox_len;                 /* [inbox_lock] its length (added to runq_in when drained) */
   _Atomic int inbox_nonempty;       /* [atomic] a hint; the list under the lock is the truth */
   /* a finished coroutine's stack, released by whoever runs next (a stack cannot free itself) */
   ch_coro *dead;             /* [thread] the coroutine whose stack we just left for good */
@@ -240,7 +255,8 @@ struct ch_sched {
   _Atomic long load;         /* [atomic] live coroutines placed here: workers are picked by it */
   bool is_worker;            /* [thread] written once before the worker is published */
   int tid;                   /* [const] the OS thread's kernel id */
-  uint64_t nswitch;          /* [thread] */
+  uint64_t nswitch;          /* [thread] read racily by the monitor (a stall: unchanged, not in poll) */
+  struct ch_stats_sched st;  /* counters (stats.h says who writes which) */
 };
 
 extern CH_TLS struct ch_sched *ch_tls_sched;
@@ -370,6 +386,7 @@ void ch_pl_after_fork(void); /* fork() child: the parent's waiters are gone */
 /* The least-loaded worker's scheduler, starting the pool on first use; NULL if it cannot start. */
 struct ch_sched *ch_worker_pick(void);
 int ch_worker_count(void);
+struct ch_sched *ch_worker_sched(int i); /* worker i's scheduler once the pool runs, else NULL */
 /* In a fork() child: the parent's workers do not exist here; the next pthread_create starts a new
  * pool. If the forking thread was a worker, it gets back the signal mask the program's threads had
  * (workers block every asynchronous signal; the child's only thread must not). */
@@ -551,5 +568,18 @@ int ch_fd_wait_any(const int *fds, const int *events, size_t n, uint64_t deadlin
 void ch_fd_closed(int fd);
 /* This process's pid, as the runtime last saw it (load, fork child): a vfork child differs. */
 extern int ch_process_pid;
+
+/* ---- monitor.c: the watcher thread (stall reports, trace, stats samples) ------------------------ */
+
+/* Start the monitor if a knob needs it (COHOOK_LOG, COHOOK_TRACE, COHOOK_STATS) and it is not running
+ * in this process yet; called when a scheduler is made. */
+void ch_monitor_start(void);
+void ch_monitor_after_fork(void);
+int ch_monitor_running(void); /* 1 if this process has a monitor */
+/* COHOOK_LOG: install the SIGURG handler that takes a running worker's backtrace, if the program has
+ * no SIGURG handler (config.c, at load). */
+void ch_monitor_init_probe(void);
+int ch_monitor_probe_signal(void); /* SIGURG if that handler is ours (workers leave it unblocked), else 0 */
+int ch_os_threads(void);           /* the process's OS threads now (/proc/self/stat) */
 
 #endif /* CH_INTERNAL_H */

@@ -332,6 +332,7 @@ void ch_loop_run(struct ch_sched *s, int64_t timeout_ns) {
   struct ch_loop *l = s->loop;
   CH_ASSERT(s == ch_tls_sched);
   ch_tls_bypass++; /* libev's epoll_wait, read and write calls are its own */
+  s->st.npoll++;   /* odd while in here: the monitor tells idle from stuck (stats.h) */
   if (CH_UNLIKELY(l->dirty)) {
     l->dirty = false;
     if (!backend_alive(l)) rebuild(l);
@@ -351,6 +352,7 @@ void ch_loop_run(struct ch_sched *s, int64_t timeout_ns) {
     ev_run(l->ev, EVRUN_ONCE);
   }
   if (CH_UNLIKELY(loop_broken)) rebuild(l);
+  s->st.npoll++;
   ch_tls_bypass--;
 }
 
@@ -370,6 +372,7 @@ static struct ch_fdslot *slot_get(struct ch_loop *l, int fd) {
     if (!slot) return NULL;
     ev_init(&slot->io, fd_cb);
     l->slots[fd] = slot;
+    l->s->st.fd_watchers++;
   }
   return slot;
 }
@@ -432,6 +435,7 @@ int ch_fd_wait(int fd, int events, uint64_t deadline) {
   if (fd < 0) return -EBADF;
   if (!to_ev(events)) return -EINVAL;
   struct ch_fdwaiter w = {.fd = fd, .events = events};
+  CH_STAT_WAIT(s, (events & COHOOK_READABLE) ? CH_FAM_READ : CH_FAM_WRITE);
   switch (wait_on(s, &w, 1, deadline)) {
     case CH_WAKE_OK: return w.revents;
     case CH_WAKE_TIMEOUT: return -ETIMEDOUT;
@@ -453,6 +457,7 @@ int ch_fd_wait_any(const int *fds, const int *events, size_t n, uint64_t deadlin
     ws[m].events = events[i];
     m++;
   }
+  CH_STAT_WAIT(s, CH_FAM_POLL);
   int why = wait_on(s, ws, m, deadline);
   if (ws != local) ch_free(ws);
   switch (why) {

@@ -94,6 +94,7 @@ int ch_pl_wait32(const _Atomic uint32_t *addr, uint32_t expected, uint64_t deadl
   else b->head = &w;
   b->tail = &w;
   w.queued = true;
+  CH_STAT_WAIT(s, CH_FAM_SYNC);
   ch_park_prepare(w.co); /* before the unlock: a waker that dequeues us next finds us PARKED */
   ch_unlock(&b->lock);
   w.co->intr = intr;

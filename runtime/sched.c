@@ -46,6 +46,7 @@ static inline void runq_push(struct ch_sched *s, ch_coro *co) {
   if (s->runq_tail) s->runq_tail->next = co;
   else s->runq_head = co;
   s->runq_tail = co;
+  s->runq_in++;
 }
 
 static inline ch_coro *runq_pop(struct ch_sched *s) {
@@ -53,6 +54,7 @@ static inline ch_coro *runq_pop(struct ch_sched *s) {
   if (co) {
     s->runq_head = co->next;
     if (!s->runq_head) s->runq_tail = NULL;
+    s->runq_out++;
   }
   return co;
 }
@@ -62,6 +64,7 @@ void ch_sched_drain_inbox(struct ch_sched *s) {
   ch_coro *head = s->inbox_head, *tail = s->inbox_tail;
   s->inbox_head = s->inbox_tail = NULL;
   atomic_store_explicit(&s->inbox_nonempty, 0, memory_order_relaxed);
+  s->runq_in += s->inbox_len, s->inbox_len = 0;
   ch_unlock(&s->inbox_lock);
   if (!head) return;
   if (s->runq_tail) s->runq_tail->next = head;
@@ -80,6 +83,7 @@ static void make_ready(ch_coro *co) {
   if (s->inbox_tail) s->inbox_tail->next = co;
   else s->inbox_head = co;
   s->inbox_tail = co;
+  s->inbox_len++;
   atomic_store_explicit(&s->inbox_nonempty, 1, memory_order_relaxed);
   ch_unlock(&s->inbox_lock);
   ch_loop_notify(s->loop);
@@ -514,6 +518,7 @@ int ch_join_until(ch_coro *co, void **retval, uint64_t deadline) {
     release(co, retval);
     return 0;
   }
+  CH_STAT_WAIT(s, CH_FAM_JOIN);
   self->cancel_wait = true; /* pthread_join is a cancellation point */
   int why = ch_park(s, deadline);
   self->cancel_wait = false;
@@ -553,6 +558,7 @@ void ch_sched_thread_exit(void) {
    * other threads may still wake coroutines on it. */
   if (ch_gettid() == ch_getpid()) return;
   ch_tls_sched = NULL;
+  ch_stats_sched_del(s); /* its counts go into the process's (stats.c) */
   ch_loop_free(s->loop);
   ch_stack_thread_fini(s);
   ch_free(s->heap);
@@ -567,6 +573,7 @@ void ch_sched_after_fork(void) {
   ch_mem_after_fork();
   ch_stack_after_fork();
   ch_pl_after_fork();
+  ch_stats_after_fork(); /* before this thread's scheduler is made again, below */
   struct ch_sched *old = ch_tls_sched;
   ch_worker_after_fork(old && old->is_worker);
   if (!old) return;
@@ -619,6 +626,7 @@ struct ch_sched *ch_sched_get(void) {
   }
   ch_stack_thread_init(s);
   ch_tls_sched = s;
+  ch_stats_sched_add(s); /* may start the monitor thread (monitor.c) */
   ch_os_thread_register(); /* the scheduler goes when the thread does */
 out:
   ch_tls_bypass--;
