@@ -292,7 +292,8 @@ static const struct elf_file *elf_get(const char *path) {
   if (nfiles == (int)(sizeof files / sizeof *files)) return NULL;
   struct elf_file *f = &files[nfiles++];
   memset(f, 0, sizeof *f);
-  strncpy(f->path, path, sizeof f->path - 1);
+  size_t n = strlen(path); /* a longer path is cut short: it then only misses the cache */
+  memcpy(f->path, path, n < sizeof f->path ? n : sizeof f->path - 1);
   if (path[0] != '/') return f;
   long fd = ch_sys4(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
   if (fd < 0) return f;
