@@ -389,7 +389,7 @@ void ch_flockfile(FILE *f) {
   while (ftrylockfile(f) != 0) {
     uint32_t w = atomic_load_explicit(stream_word(f), memory_order_acquire);
     atomic_fetch_add(&stream_waiters, 1);
-    if (w) ch_pl_wait32(stream_word(f), w, ch_deadline_after((int64_t)pause), CH_INTR_NONE);
+    if (w) ch_pl_wait(stream_word(f), w, ch_deadline_after((int64_t)pause), CH_INTR_NONE, CH_WAIT_FILE);
     atomic_fetch_sub(&stream_waiters, 1);
     if (pause < BACKOFF_MAX_NS) pause *= 2;
   }

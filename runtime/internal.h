@@ -152,6 +152,25 @@ enum { CH_JOINABLE = 0, CH_DETACHED = 1, CH_EXITED = 2, CH_JOINED = 3 };
 enum { CH_CANCEL_PENDING = 1u, CH_CANCEL_DISABLED = 2u, CH_CANCEL_ASYNC = 4u };
 /* While parked in a hooked blocking call: which signal handlers interrupt it (EINTR). */
 enum { CH_INTR_NONE = 0, CH_INTR_NORESTART = 1, CH_INTR_ALWAYS = 2 };
+/* What a parked coroutine waits for: co->wait_kind, stored (plain stores, next to the park) by each
+ * path that parks, for debuggers (tools/gdb/cohook-gdb.py reads it by name). Meaningful only while
+ * co->park is not CH_RUNNING: nothing clears it when the wait ends. A wait's deadline needs no field:
+ * it is the coroutine's timer in its scheduler's heap. */
+enum ch_wait {
+  CH_WAIT_NONE = 0, /* never parked */
+  CH_WAIT_FD,       /* one fd (wait_obj: the fd): read, write, accept, connect, poll of one ... */
+  CH_WAIT_FDS,      /* poll/select on several fds (wait_obj: the first) */
+  CH_WAIT_SLEEP,    /* only a deadline: sleep, nanosleep, poll with no fds */
+  CH_WAIT_JOIN,     /* pthread_join (wait_obj: the coroutine joined) */
+  CH_WAIT_MUTEX,    /* the others: wait_obj is the program's object (parking-lot address) */
+  CH_WAIT_COND,
+  CH_WAIT_RWLOCK,
+  CH_WAIT_BARRIER,
+  CH_WAIT_SEM,
+  CH_WAIT_ONCE,
+  CH_WAIT_FILE,     /* a stdio stream's lock (flockfile) */
+  CH_WAIT_OTHER,    /* a parking-lot wait of the runtime's own (offload) */
+};
 
 /* A pending deadline, owned by a parked coroutine (lives on its stack). */
 struct ch_timer {
@@ -180,6 +199,8 @@ struct cohook_coro {
   uint64_t magic;            /* [const] CH_CORO_MAGIC while the handle is valid (0 once released) */
   struct ch_sched *sched;    /* [const] the one thread this coroutine ever runs on */
   struct cohook_coro *next;  /* [sched] run queue link; inbox link under the target's inbox_lock */
+  struct cohook_coro *coros_next, *coros_prev; /* [sched] its entry in co->sched's registry of
+                                live coroutines (coros), from its first run to its end */
   _Atomic int park;          /* [atomic] CH_RUNNING, CH_PARKED, or the CH_WAKE_* that claimed the wake-up */
   int saved_errno;           /* [sched] errno is per OS thread in libc; we keep one per coroutine */
   _Atomic int join_state;    /* [atomic] CH_JOINABLE ... */
@@ -192,6 +213,8 @@ struct cohook_coro {
   uint64_t id;               /* [const] */
   int intr;                  /* [self] CH_INTR_*: set by io.c around its waits; read by signallers */
   unsigned park_seq;         /* [self] counts parks, so a late signal cannot interrupt a later call */
+  enum ch_wait wait_kind;    /* [self] what it parks on, stored before each park (for debuggers) */
+  uintptr_t wait_obj;        /* [self] with wait_kind: the fd, or the object's address (see enum ch_wait) */
   struct ch_keyval *keys;    /* [self] pthread_key values of a coroutine thread (thread.c) */
   unsigned nkeys;            /* [self] */
   bool is_thread;            /* [const] made by pthread_create: pthread_self()/pthread_exit() are ours */
@@ -231,6 +254,11 @@ struct ch_sched {
    * length is the difference (COHOOK_TRACE). Two counters, not one: a push and the pop right after it
    * then do not wait on each other's store. */
   size_t runq_in, runq_out;  /* [thread] */
+  /* The registry of live coroutines, for debuggers (tools/gdb/cohook-gdb.py): each scheduler lists
+   * the coroutines that belong to it from their first run to their end (one not started yet is in
+   * its run queue or inbox); every scheduler is on one list (sched.c, all_scheds). */
+  ch_coro *coros;            /* [thread] */
+  struct ch_sched *all_next; /* under sched.c's all_lock */
   size_t round_left;         /* [thread] hand-offs until the next look at I/O while the run queue is busy */
   struct ch_loop *loop;      /* [thread] loop.c (libev); ch_loop_notify alone is callable from any thread */
   /* timer min-heap of deadlines */
@@ -375,8 +403,12 @@ static inline void ch_cpu_relax(void) {
 /* Park while *addr == expected (checked under the bucket lock). 0 woken, CH_E_CHANGED value
  * differed, -ETIMEDOUT, -EINTR (intr as CH_INTR_*). Where no scheduler can serve the wait (none can
  * be made, the runtime is re-entered from inside itself, ch_tls_bypass), it waits natively with a
- * futex on addr, which ch_pl_wake also wakes: never recursion, never a spin. */
-int ch_pl_wait32(const _Atomic uint32_t *addr, uint32_t expected, uint64_t deadline, int intr);
+ * futex on addr, which ch_pl_wake also wakes: never recursion, never a spin. `kind` is what the waiter
+ * shows a debugger (co->wait_kind; wait_obj = addr). */
+int ch_pl_wait(const _Atomic uint32_t *addr, uint32_t expected, uint64_t deadline, int intr, enum ch_wait kind);
+static inline int ch_pl_wait32(const _Atomic uint32_t *addr, uint32_t expected, uint64_t deadline, int intr) {
+  return ch_pl_wait(addr, expected, deadline, intr, CH_WAIT_OTHER); /* the runtime's own waits */
+}
 int ch_pl_wake(const void *addr, int n); /* wake up to n waiters on addr; returns how many */
 bool ch_pl_has_waiters(const void *addr);
 void ch_pl_after_fork(void); /* fork() child: the parent's waiters are gone */

@@ -417,6 +417,8 @@ static int wait_on(struct ch_sched *s, struct ch_fdwaiter *ws, size_t n, uint64_
   }
   int why = -ENOMEM;
   if (i == n) {
+    s->current->wait_kind = n == 0 ? CH_WAIT_SLEEP : n == 1 ? CH_WAIT_FD : CH_WAIT_FDS;
+    s->current->wait_obj = n ? (uintptr_t)ws[0].fd : 0;
     ch_park_prepare(s->current);
     why = ch_park(s, deadline);
   }

@@ -6,7 +6,7 @@
  * by the address they wait on into a fixed table of buckets, so no per-object allocation and no side
  * table on the fast path: an uncontended lock or unlock never comes here.
  *
- * ch_pl_wait32(addr, expected) parks only if *addr still holds `expected` under the bucket lock, and
+ * ch_pl_wait(addr, expected) parks only if *addr still holds `expected` under the bucket lock, and
  * wakers change *addr before they take the bucket lock: a wake-up cannot slip between the check and
  * the park (the futex argument). Wakes are issued under the bucket lock, so a waiter that is timing
  * out at the same moment is either still queued (and removes itself) or already claimed.
@@ -18,7 +18,7 @@
  * what glibc would have waited on.
  *
  * Invariants (asserted in debug builds): w.queued is true exactly while w is linked in its bucket; a
- * waiter's entry lives on its own stack and is unlinked before ch_pl_wait32 returns — by a waker that
+ * waiter's entry lives on its own stack and is unlinked before ch_pl_wait returns — by a waker that
  * claims it (then it returns 0), or by itself after a timeout or interruption (it may be running,
  * on its way to take the bucket lock, while a waker walks past it: ch_wake then refuses it).
  */
@@ -79,7 +79,7 @@ static int native_wait(struct ch_pl_bucket *b, const _Atomic uint32_t *addr, uin
   return 0;
 }
 
-int ch_pl_wait32(const _Atomic uint32_t *addr, uint32_t expected, uint64_t deadline, int intr) {
+int ch_pl_wait(const _Atomic uint32_t *addr, uint32_t expected, uint64_t deadline, int intr, enum ch_wait kind) {
   struct ch_pl_bucket *b = bucket_of(addr);
   struct ch_sched *s = ch_sched_get();
   if (!s || ch_tls_bypass) return native_wait(b, addr, expected, deadline, intr);
@@ -94,6 +94,8 @@ int ch_pl_wait32(const _Atomic uint32_t *addr, uint32_t expected, uint64_t deadl
   else b->head = &w;
   b->tail = &w;
   w.queued = true;
+  w.co->wait_kind = kind;
+  w.co->wait_obj = (uintptr_t)addr;
   CH_STAT_WAIT(s, CH_FAM_SYNC);
   ch_park_prepare(w.co); /* before the unlock: a waker that dequeues us next finds us PARKED */
   ch_unlock(&b->lock);

@@ -39,7 +39,7 @@ int ch_mutex_lock(struct ch_mutex *m, uint64_t deadline, bool try) {
       goto got;
   }
   while (atomic_exchange_explicit(&m->lock, 2, memory_order_acquire) != 0) {
-    int r = ch_pl_wait32(&m->lock, 2, deadline, CH_INTR_NONE);
+    int r = ch_pl_wait(&m->lock, 2, deadline, CH_INTR_NONE, CH_WAIT_MUTEX);
     if (r == -ETIMEDOUT) {
       c = 0;
       if (atomic_compare_exchange_strong_explicit(&m->lock, &c, 2, memory_order_acquire, memory_order_relaxed))
@@ -79,7 +79,7 @@ int ch_cond_block(struct ch_cond *c, uint32_t seq, uint64_t deadline) {
   struct ch_sched *s = ch_sched_peek();
   ch_coro *self = s ? s->current : NULL;
   if (self) self->cancel_wait = true; /* a cancellation point: the request ends it (a spurious wake-up) */
-  int r = ch_pl_wait32(&c->seq, seq, deadline, CH_INTR_NONE);
+  int r = ch_pl_wait(&c->seq, seq, deadline, CH_INTR_NONE, CH_WAIT_COND);
   if (self) self->cancel_wait = false;
   atomic_fetch_sub_explicit(&c->nwaiters, 1, memory_order_relaxed);
   return r == -ETIMEDOUT ? -ETIMEDOUT : 0;
@@ -112,7 +112,8 @@ int ch_rwlock_rdlock(struct ch_rwlock *rw, uint64_t deadline, bool try, bool pre
     if (!(s & RW_WAITERS) && !atomic_compare_exchange_weak_explicit(&rw->state, &s, s | RW_WAITERS,
                                                                      memory_order_relaxed, memory_order_relaxed))
       continue;
-    if (ch_pl_wait32(&rw->state, s | RW_WAITERS, deadline, CH_INTR_NONE) == -ETIMEDOUT) return -ETIMEDOUT;
+    if (ch_pl_wait(&rw->state, s | RW_WAITERS, deadline, CH_INTR_NONE, CH_WAIT_RWLOCK) == -ETIMEDOUT)
+      return -ETIMEDOUT;
   }
 }
 
@@ -134,7 +135,7 @@ int ch_rwlock_wrlock(struct ch_rwlock *rw, uint64_t deadline, bool try) {
                                                                      memory_order_relaxed, memory_order_relaxed))
       continue;
     atomic_fetch_add_explicit(&rw->writers_waiting, 1, memory_order_relaxed);
-    int r = ch_pl_wait32(&rw->state, s | RW_WAITERS, deadline, CH_INTR_NONE);
+    int r = ch_pl_wait(&rw->state, s | RW_WAITERS, deadline, CH_INTR_NONE, CH_WAIT_RWLOCK);
     if (atomic_fetch_sub_explicit(&rw->writers_waiting, 1, memory_order_relaxed) == 1)
       ch_pl_wake(&rw->state, INT_MAX); /* readers held back for us may go now */
     if (r == -ETIMEDOUT) return -ETIMEDOUT;
@@ -172,7 +173,7 @@ int ch_barrier_wait(struct ch_barrier *b) {
     return PTHREAD_BARRIER_SERIAL_THREAD;
   }
   while (atomic_load_explicit(&b->gen, memory_order_acquire) == gen)
-    ch_pl_wait32(&b->gen, gen, CH_NO_DEADLINE, CH_INTR_NONE);
+    ch_pl_wait(&b->gen, gen, CH_NO_DEADLINE, CH_INTR_NONE, CH_WAIT_BARRIER);
   return 0;
 }
 
@@ -191,7 +192,7 @@ int ch_sem_wait(struct ch_sem *sem, uint64_t deadline, bool try) {
     /* As Linux: sem_wait is restarted after a handler installed with SA_RESTART (its futex wait is,
      * since 2.6.22) and fails with EINTR after one without; sem_timedwait always fails with EINTR. */
     int intr = deadline == CH_NO_DEADLINE ? CH_INTR_NORESTART : CH_INTR_ALWAYS;
-    int r = ch_pl_wait32(&sem->value, 0, deadline, intr);
+    int r = ch_pl_wait(&sem->value, 0, deadline, intr, CH_WAIT_SEM);
     atomic_fetch_sub_explicit(&sem->nwaiters, 1, memory_order_relaxed);
     if (r == -ETIMEDOUT || r == -EINTR) return r;
   }
@@ -222,6 +223,6 @@ int ch_once(_Atomic uint32_t *ctl, void (*fn)(void)) {
     }
     if (v == 1 && !atomic_compare_exchange_strong_explicit(ctl, &v, 3, memory_order_relaxed, memory_order_relaxed))
       continue;
-    ch_pl_wait32(ctl, 3, CH_NO_DEADLINE, CH_INTR_NONE);
+    ch_pl_wait(ctl, 3, CH_NO_DEADLINE, CH_INTR_NONE, CH_WAIT_ONCE);
   }
 }
