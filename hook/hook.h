@@ -17,20 +17,28 @@
 #include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
+#include "emul.h"
+
+int __underflow(FILE *); /* exported by glibc (for its getc macros), declared by no header */
 
 #define CH_REAL_LIST(X)                                                                              \
   X(read) X(readv) X(write) X(writev) X(recv) X(recvfrom) X(recvmsg) X(send) X(sendto) X(sendmsg)   \
@@ -50,7 +58,11 @@
   X(sem_destroy) X(pthread_mutex_destroy) X(pthread_spin_lock) X(pthread_setname_np) X(pthread_getname_np)            \
   X(pthread_getschedparam) X(pthread_setschedparam) X(pthread_getaffinity_np)                      \
   X(pthread_setaffinity_np) X(pthread_getcpuclockid) X(pthread_cancel) X(pthread_testcancel) X(pthread_setcancelstate) X(pthread_setcanceltype) X(epoll_create1) X(epoll_create) X(eventfd) X(timerfd_create) X(signalfd) X(fclose) \
-  X(pthread_key_create) X(pthread_setspecific) X(flockfile) X(funlockfile) X(prctl)
+  X(pthread_key_create) X(pthread_setspecific) X(flockfile) X(funlockfile) X(prctl)              \
+  X(flock) X(lockf64) X(wait4) X(waitpid) X(wait) X(wait3) X(waitid) X(open) X(openat) X(fopen)      \
+  X(fopen64) X(system) X(sendfile) X(sendfile64) X(splice) X(recvmmsg) X(sendmmsg) X(fgetc) X(getc)  \
+  X(fgetc_unlocked) X(getc_unlocked) X(__uflow) X(__underflow) X(fgets) X(fgets_unlocked) X(getdelim) \
+  X(fread) X(fread_unlocked)
 
 struct ch_real {
 #define CH_REAL_FIELD(n) __typeof__(n) *n;
@@ -63,6 +75,7 @@ void ch_real_init(void);
 /* signal.c: run the program's handler on the current coroutine (the runtime's run_handler upcall);
  * whether sig's handler was installed with SA_RESTART. */
 bool ch_hook_run_handler(int sig);
+int ch_hook_intr_signal(void);
 bool ch_sig_restarts(int sig);
 
 /* real.c: the executable range of the program's allocator when it is not libc's (empty otherwise). */

@@ -42,3 +42,22 @@ CH_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt) {
   CH_STAT_CALL(CH_FAM_WRITE);
   return ch_ret(ch_io_writev(fd, fi, iov, cnt));
 }
+
+/* sendfile and splice: a socket or pipe side that would block waits in the loop (runtime/xfer.c). */
+CH_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count) {
+  long r = ch_io_sendfile(out, in, (int64_t *)off, count);
+  if (r != CH_E_PASS) return ch_ret(r);
+  return REAL(sendfile)(out, in, off, count);
+}
+
+CH_EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t count) {
+  long r = ch_io_sendfile(out, in, (int64_t *)off, count);
+  if (r != CH_E_PASS) return ch_ret(r);
+  return REAL(sendfile64)(out, in, off, count);
+}
+
+CH_EXPORT ssize_t splice(int in, off64_t *off_in, int out, off64_t *off_out, size_t len, unsigned flags) {
+  long r = ch_io_splice(in, (int64_t *)off_in, out, (int64_t *)off_out, len, flags);
+  if (r != CH_E_PASS) return ch_ret(r);
+  return REAL(splice)(in, off_in, out, off_out, len, flags);
+}

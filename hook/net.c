@@ -118,3 +118,15 @@ CH_EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t
   }
   return r;
 }
+
+CH_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout) {
+  struct ch_fdinfo *fi = ours(fd, flags);
+  if (!fi) return REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
+  return (int)ch_ret(ch_io_recvmmsg(fd, fi, vec, vlen, flags, timeout));
+}
+
+CH_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags) {
+  struct ch_fdinfo *fi = ours(fd, flags);
+  if (!fi) return REAL(sendmmsg)(fd, vec, vlen, flags);
+  return (int)ch_ret(ch_io_sendmmsg(fd, fi, vec, vlen, flags));
+}

@@ -17,6 +17,9 @@ static struct sigaction prog[_NSIG];
 static _Atomic unsigned char wrapped[_NSIG];
 
 static void wrapper(int sig, siginfo_t *si, void *uc) {
+  /* The runtime's kick of an offload helper out of its blocking syscall (runtime/offload.c): the
+   * program's handler already ran where the program's thread was interrupted. */
+  if (si && si->si_code == SI_QUEUE && si->si_value.sival_ptr == CH_KICK_TAG) return;
   int saved = errno;
   struct sigaction a = prog[sig];
   if (a.sa_flags & SA_RESETHAND) { /* the kernel just reset it; so does the program's view */
@@ -57,6 +60,18 @@ bool ch_hook_run_handler(int sig) {
   ch_tls_bypass--;
   errno = saved;
   return (a.sa_flags & SA_RESTART) != 0;
+}
+
+/* The upcall intr_signal: a signal the kernel would let interrupt a blocking syscall (a handler,
+ * ours, without SA_RESTART), whose delivery changes nothing else (no SA_RESETHAND; not one of the
+ * synchronous signals). */
+int ch_hook_intr_signal(void) {
+  for (int sig = 1; sig < _NSIG; sig++) {
+    if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP || sig == SIGSYS)
+      continue;
+    if (atomic_load(&wrapped[sig]) && !(prog[sig].sa_flags & (SA_RESTART | SA_RESETHAND))) return sig;
+  }
+  return 0;
 }
 
 bool ch_sig_restarts(int sig) {

@@ -83,6 +83,10 @@ struct ch_upcalls {
   /* Run the program's handler for sig on the current coroutine, as if delivered to this thread;
    * returns whether it was installed with SA_RESTART. */
   bool (*run_handler)(int sig);
+  /* A signal whose handler (the program's, wrapped) was installed without SA_RESTART or
+   * SA_RESETHAND, or 0: what an offload helper leaves unblocked, to be kicked out of its blocking
+   * syscall with EINTR (offload.c). */
+  int (*intr_signal)(void);
 };
 /* Once, from the hook layer's constructor. A second registration is a bug (asserted). */
 void ch_upcalls_register(const struct ch_upcalls *up);

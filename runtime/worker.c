@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 
 #include "internal.h"
+#include "emul.h"
 #include "sys.h"
 
 struct worker {
@@ -90,6 +91,8 @@ static int start(void) {
 }
 
 int ch_worker_count(void) { return atomic_load(&nworkers); }
+
+const sigset_t *ch_worker_program_mask(void) { return &program_mask; }
 
 struct ch_sched *ch_worker_sched(int i) {
   int n = atomic_load_explicit(&nworkers, memory_order_acquire);
