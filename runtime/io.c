@@ -534,6 +534,7 @@ long ch_io_sleep_until(uint64_t deadline) {
   struct ch_sched *s = ch_sched_get();
   if (!s) return CH_E_NOSCHED;
   ch_coro *self = s->current;
+  self->wait_kind = CH_WAIT_SLEEP;
   CH_STAT_WAIT(s, CH_FAM_SLEEP);
   ch_park_prepare(self);
   self->intr = CH_INTR_ALWAYS; /* nanosleep returns EINTR for any handler, SA_RESTART or not */
