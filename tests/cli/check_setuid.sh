@@ -25,23 +25,7 @@ trap 'rm -rf "$dir"' EXIT
 chmod 755 "$dir"
 id_bin=$(type -P id)
 
-# check NAME WANT_STATUS STDERR_REGEX STDOUT_REGEX CMD...
-check() {
-  local name=$1 want=$2 epat=$3 opat=$4 rc
-  shift 4
-  timeout -k 5 30 "$@" >"$dir/out" 2>"$dir/err"
-  rc=$?
-  if [ "$rc" != "$want" ] ||
-     { [ -n "$epat" ] && ! grep -qE -- "$epat" <(cat "$dir/err"; [ -s "$dir/err" ] || echo); } ||
-     { [ -n "$opat" ] && ! grep -qE -- "$opat" <(cat "$dir/out"; [ -s "$dir/out" ] || echo); }; then
-    echo "FAIL $name: exit $rc (want $want)"
-    echo "     stdout: $(head -c 600 "$dir/out")"
-    echo "     stderr: $(head -c 600 "$dir/err")"
-    fail=1
-  else
-    echo "ok   $name (exit $rc)"
-  fi
-}
+. "$(dirname "$0")/lib.sh" # check()
 
 # A set-user-ID root copy of id(1), and a set-group-ID root one.
 cp "$id_bin" "$dir/suid-root" && chown root:root "$dir/suid-root" && chmod 4755 "$dir/suid-root"

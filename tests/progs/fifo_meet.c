@@ -58,19 +58,6 @@ static void meet(const char *what, int reader_delay, int writer_delay, int use_o
 
 /* ---- signal(7) ------------------------------------------------------------------------------------ */
 
-static _Atomic int handled;
-static void on_usr1(int sig) {
-  (void)sig;
-  handled++;
-}
-struct kick {
-  pthread_t who;
-};
-static void *kicker(void *p) {
-  msleep(60);
-  pthread_kill(((struct kick *)p)->who, SIGUSR1);
-  return NULL;
-}
 /* Opens the FIFO for writing at 300 ms (and closes it again): a waiting reader's open completes. */
 static void *late_writer(void *p) {
   (void)p;
@@ -81,20 +68,20 @@ static void *late_writer(void *p) {
 }
 
 static const char *interrupted(bool restart) {
-  struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = restart ? SA_RESTART : 0};
+  struct sigaction sa = {.sa_handler = usr1_count, .sa_flags = restart ? SA_RESTART : 0};
   sigemptyset(&sa.sa_mask);
   CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
   struct kick k = {pthread_self()};
   pthread_t kt, wt;
-  int before = handled;
-  CHECK(pthread_create(&kt, NULL, kicker, &k) == 0);
+  int before = usr1_handled;
+  CHECK(pthread_create(&kt, NULL, kick_after_60ms, &k) == 0);
   CHECK(pthread_create(&wt, NULL, late_writer, NULL) == 0);
   int fd = open(path, O_RDONLY);
   int e = errno;
   CHECK(pthread_join(kt, NULL) == 0);
   CHECK(pthread_join(wt, NULL) == 0);
   static char out[80];
-  snprintf(out, sizeof out, "%s, handler ran: %s", fd >= 0 ? "an fd" : res(fd, e), handled > before ? "yes" : "no");
+  snprintf(out, sizeof out, "%s, handler ran: %s", fd >= 0 ? "an fd" : res(fd, e), usr1_handled > before ? "yes" : "no");
   if (fd >= 0) close(fd);
   return out;
 }

@@ -193,19 +193,6 @@ static void conversions(void) {
 
 /* ---- signal(7) -------------------------------------------------------------------------------------- */
 
-static _Atomic int handled;
-static void on_usr1(int sig) {
-  (void)sig;
-  handled++;
-}
-struct kick {
-  pthread_t who;
-};
-static void *kicker(void *p) {
-  msleep(60);
-  pthread_kill(((struct kick *)p)->who, SIGUSR1);
-  return NULL;
-}
 struct unlocker {
   int kind, fd;
 };
@@ -218,7 +205,7 @@ static void *unlock_later(void *p) {
 
 /* This thread waits for a lock another description holds until 300 ms; a handler arrives at 60 ms. */
 static const char *interrupted(bool restart, int kind) {
-  struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = restart ? SA_RESTART : 0};
+  struct sigaction sa = {.sa_handler = usr1_count, .sa_flags = restart ? SA_RESTART : 0};
   sigemptyset(&sa.sa_mask);
   CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
   int holder = open(path, O_RDWR), fd = open(path, O_RDWR);
@@ -227,8 +214,8 @@ static const char *interrupted(bool restart, int kind) {
   struct kick k = {pthread_self()};
   struct unlocker u = {kind, holder};
   pthread_t kt, ut;
-  int before = handled;
-  CHECK(pthread_create(&kt, NULL, kicker, &k) == 0);
+  int before = usr1_handled;
+  CHECK(pthread_create(&kt, NULL, kick_after_60ms, &k) == 0);
   CHECK(pthread_create(&ut, NULL, unlock_later, &u) == 0);
   int r;
   if (kind == FLOCK) {
@@ -241,7 +228,7 @@ static const char *interrupted(bool restart, int kind) {
   CHECK(pthread_join(kt, NULL) == 0);
   CHECK(pthread_join(ut, NULL) == 0);
   static char out[80];
-  snprintf(out, sizeof out, "%s, handler ran: %s", r == 0 ? "0 (got it)" : res(r, e), handled > before ? "yes" : "no");
+  snprintf(out, sizeof out, "%s, handler ran: %s", r == 0 ? "0 (got it)" : res(r, e), usr1_handled > before ? "yes" : "no");
   close(fd);
   close(holder);
   return out;

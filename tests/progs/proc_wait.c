@@ -60,31 +60,17 @@ static void concurrent(const char *what, void *(*fn)(void *), int n, int base) {
 
 /* ---- signal(7): EINTR without SA_RESTART, restart with it ---------------------------------------- */
 
-static _Atomic int handled;
-static void on_usr1(int sig) {
-  (void)sig;
-  handled++;
-}
-
-struct kick {
-  pthread_t who;
-};
-static void *kicker(void *p) {
-  msleep(60);
-  pthread_kill(((struct kick *)p)->who, SIGUSR1);
-  return NULL;
-}
 
 /* This thread waits for a child that exits after 300 ms; a handler arrives at 60 ms. */
 static const char *wait_interrupted(bool restart, int flavour) {
-  struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = restart ? SA_RESTART : 0};
+  struct sigaction sa = {.sa_handler = usr1_count, .sa_flags = restart ? SA_RESTART : 0};
   sigemptyset(&sa.sa_mask);
   CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
   pid_t pid = child_sleeping(300, 5);
   struct kick k = {pthread_self()};
   pthread_t kt;
-  int before = handled;
-  CHECK(pthread_create(&kt, NULL, kicker, &k) == 0);
+  int before = usr1_handled;
+  CHECK(pthread_create(&kt, NULL, kick_after_60ms, &k) == 0);
   int st = -1;
   long r;
   siginfo_t si;
@@ -96,12 +82,12 @@ static const char *wait_interrupted(bool restart, int flavour) {
   static char out[96];
   if (r < 0) {
     CHECK(waitpid(pid, &st, 0) == pid); /* reap it */
-    snprintf(out, sizeof out, "-1 %s, handler ran: %s", errname(e), handled > before ? "yes" : "no");
+    snprintf(out, sizeof out, "-1 %s, handler ran: %s", errname(e), usr1_handled > before ? "yes" : "no");
   } else {
     bool right = flavour == 2 ? (r == 0 && si.si_pid == pid && si.si_status == 5)
                               : (r == pid && WIFEXITED(st) && WEXITSTATUS(st) == 5);
     snprintf(out, sizeof out, "child's status: %s, handler ran: %s", right ? "right" : "WRONG",
-             handled > before ? "yes" : "no");
+             usr1_handled > before ? "yes" : "no");
   }
   return out;
 }

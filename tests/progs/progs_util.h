@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -28,6 +29,22 @@ static inline void msleep(int ms) {
 }
 
 /* errno as its symbolic name, for the deterministic lines on stdout. */
+/* A signal kick, for the signal(7) cases: a SIGUSR1 handler that counts, and a thread that sends
+ * SIGUSR1 to `who` after 60 ms (while it blocks). */
+static _Atomic int usr1_handled __attribute__((unused));
+static inline void usr1_count(int sig) {
+  (void)sig;
+  usr1_handled++;
+}
+struct kick {
+  pthread_t who;
+};
+static inline void *kick_after_60ms(void *p) {
+  msleep(60);
+  pthread_kill(((struct kick *)p)->who, SIGUSR1);
+  return NULL;
+}
+
 static inline const char *errname(int e) {
   switch (e) {
 #define E(x) case x: return #x;
