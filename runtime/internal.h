@@ -132,11 +132,16 @@ bool ch_stack_guard_markers_available(void); /* the kernel takes MADV_GUARD_INST
  *   state           who moves it                         to                 and then
  *   CH_RUNNING      the coroutine (ch_park_prepare)      CH_PARKED          publishes itself where wakers look
  *   CH_PARKED       a waker, CAS (ch_wake)               CH_WAKE_<reason>   the waker queues it: exactly once
- *   CH_PARKED       a signal kick (ch_coro_kill)         CH_WAKE_SIGNAL     the kicker queues it
+ *   CH_PARKED       a signal kick (ch_coro_kill), or a   CH_WAKE_SIGNAL     the kicker queues it
+ *                   cancellation request (ch_thread_cancel)
  *   CH_WAKE_SIGNAL  a waker, CAS (ch_wake)               CH_WAKE_<reason>   nobody queues it: it is queued
  *                                                                           or running already
  *   CH_WAKE_SIGNAL  the coroutine, after its handlers,   CH_PARKED          sleeps again, still registered:
  *                   CAS (ch_park)                                           a wake-up of its wait is not lost
+ *   CH_WAKE_SIGNAL  the coroutine, when a cancellation   CH_WAKE_INTR       its wait ends; the hook acts on
+ *                   request ends this wait, CAS (ch_park)                   the request (ch_cancel_test)
+ *   CH_PARKED       the coroutine itself, entering a     CH_WAKE_INTR       nobody queues it: ch_park returns
+ *                   wait a pending request ends, CAS                        at once
  *   CH_WAKE_<r>     the coroutine (ch_park returns)      CH_RUNNING         unregisters from what it waited on
  *
  * Invariants: a coroutine is queued at most once per claim (only the CAS out of CH_PARKED queues);
@@ -197,7 +202,8 @@ struct cohook_coro {
                                 ident.c), or its OS thread's (a thread's main coroutine, API
                                 coroutines, COHOOK_TLS=worker). Installed on every switch to it. */
   uint64_t magic;            /* [const] CH_CORO_MAGIC while the handle is valid (0 once released) */
-  struct ch_sched *sched;    /* [const] the one thread this coroutine ever runs on */
+  struct ch_sched *sched;    /* [const] the one thread this coroutine ever runs on (a fork() child's
+                                forking coroutine moves to the child's new scheduler, once) */
   struct cohook_coro *next;  /* [sched] run queue link; inbox link under the target's inbox_lock */
   struct cohook_coro *coros_next, *coros_prev; /* [sched] its entry in co->sched's registry of
                                 live coroutines (coros), from its first run to its end */
