@@ -607,6 +607,10 @@ void ch_fd_closed(int fd);
 /* This process's pid, as the runtime last saw it (load, fork child): a vfork child differs. */
 extern int ch_process_pid;
 
+/* offload.c: a detached OS thread of the runtime's own (glibc's pthread_create from the platform
+ * table, ch_tls_bypass raised); 0 or the error number. */
+int ch_os_thread_detached(void *(*fn)(void *), void *arg, size_t stack_size);
+
 /* ---- monitor.c: the watcher thread (stall reports, trace, stats samples) ------------------------ */
 
 /* Start the monitor if a knob needs it (COHOOK_LOG, COHOOK_TRACE, COHOOK_STATS) and it is not running

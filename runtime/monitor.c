@@ -721,16 +721,7 @@ void ch_monitor_start(void) {
   if (ch_getpid() != ch_process_pid) return;
   int expect = 0;
   if (!atomic_compare_exchange_strong(&started, &expect, 1)) return;
-  pthread_attr_t attr;
-  pthread_t t;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
-  ch_tls_bypass++; /* glibc allocates the thread: see platform.h */
-  int rc = ch_plat()->thread_create(&t, &attr, monitor_main, NULL);
-  ch_tls_bypass--;
-  pthread_attr_destroy(&attr);
-  if (rc != 0) {
+  if (ch_os_thread_detached(monitor_main, NULL, 256 * 1024) != 0) {
     atomic_store(&started, 0);
     static const char msg[] = "cohook: cannot start the monitor thread: no stall reports or trace\n";
     ch_write_err(msg, sizeof msg - 1);

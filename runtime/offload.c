@@ -100,21 +100,25 @@ static void kick(struct job *j) {
   ch_unlock(&j->klock);
 }
 
+int ch_os_thread_detached(void *(*fn)(void *), void *arg, size_t stack_size) {
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, stack_size);
+  ch_tls_bypass++; /* glibc allocates the thread: see platform.h */
+  int rc = ch_plat()->thread_create(&t, &attr, fn, arg);
+  ch_tls_bypass--;
+  pthread_attr_destroy(&attr);
+  return rc;
+}
+
 long ch_offload_call(long (*fn)(void *), void *arg, int intr) {
   /* A vfork() child shares our memory and must not make threads: the call blocks, as natively. */
   if (CH_UNLIKELY(ch_getpid() != ch_process_pid)) return fn(arg);
   struct job j = {.fn = fn, .arg = arg};
   if (intr != CH_INTR_NONE && ch_upcalls && ch_upcalls->intr_signal) j.sig = ch_upcalls->intr_signal();
-  pthread_t t;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
-  ch_tls_bypass++; /* glibc allocates the thread: see platform.h */
-  int rc = ch_plat()->thread_create(&t, &attr, runner, &j);
-  ch_tls_bypass--;
-  pthread_attr_destroy(&attr);
-  if (rc != 0) return fn(arg);
+  if (ch_os_thread_detached(runner, &j, 64 * 1024) != 0) return fn(arg);
   /* Parks as a coroutine; where no scheduler serves, ch_pl_wait waits natively on the futex that
    * ch_pl_wake also wakes — so this loop never spins. */
   bool kicked = false;
