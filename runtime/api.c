@@ -52,7 +52,7 @@ CH_EXPORT int cohook_close(int fd) {
 
 CH_EXPORT cohook_coro_t *cohook_self(void) {
   struct ch_sched *s = ch_sched_get();
-  return s ? s->current : NULL;
+  return s ? ch_self() : NULL;
 }
 
 struct map_job {

@@ -111,6 +111,8 @@ void ch_fd_refresh(int fd, struct ch_fdinfo *fi) {
   }
 }
 
+CH_TLS int ch_tls_fd_capture = -2;
+
 int ch_fd_make_internal(int fd) {
   if (fd < 0) return fd;
   /* High, out of the way of programs that count on getting the lowest free numbers; below the
@@ -129,6 +131,7 @@ int ch_fd_make_internal(int fd) {
     reset(fi);
     atomic_store_explicit(&fi->kind, CH_FD_INTERNAL, memory_order_release);
   }
+  if (ch_tls_fd_capture == -1) ch_tls_fd_capture = fd;
   return fd;
 }
 

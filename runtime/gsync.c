@@ -41,6 +41,13 @@ _Static_assert(offsetof(pthread_cond_t, __data.__wrefs) == 36, "cond wrefs");
 #define BACKOFF_MAX_NS 2000000
 #define COND_SLICE_NS 10000000
 
+void ch_pin(int delta) {
+  ch_coro *self = ch_thread_self();
+  if (!self || !self->sched->is_worker) return;
+  self->pins += (unsigned)delta;
+  atomic_fetch_add_explicit(&self->sched->pinned, delta, memory_order_relaxed);
+}
+
 bool ch_on_worker(void) {
   struct ch_sched *s = ch_sched_peek();
   return s && s->is_worker && !ch_tls_bypass;
@@ -176,6 +183,7 @@ static bool held_by_other(pthread_mutex_t *m) {
 
 /* After glibc granted a lock (0 or EOWNERDEAD): record who holds it. */
 static int glibc_locked(pthread_mutex_t *m, int r) {
+  if (r == 0 || r == EOWNERDEAD) ch_pin(1); /* glibc recorded our tid: we stay on this OS thread */
   if ((r == 0 || r == EOWNERDEAD) && owner_kind(m)) set_holder(m, ch_self_id());
   note_robust(m, r);
   return r;
@@ -227,6 +235,7 @@ int ch_pmutex_unlock(pthread_mutex_t *m) {
   if (held_by_other(m)) return EPERM;
   int r = ch_plat()->mutex_unlock(m);
   if (r == 0) {
+    ch_pin(-1);
     forget_robust(m);
     /* still held (a recursive count left)? glibc's owner field says so */
     if (owner_kind(m) && m->__data.__owner == 0) set_holder(m, 0);

@@ -22,6 +22,7 @@
 
 static _Atomic int state; /* 0 not probed, 1 enabled, -1 disabled */
 static ptrdiff_t sched_off; /* &ch_tls_sched - thread pointer, in every block alike */
+static ptrdiff_t self_off;  /* &ch_tls_self - thread pointer */
 static size_t reserve;      /* bytes at the top of a stack for the block */
 
 bool ch_ident_enabled(void) {
@@ -32,6 +33,7 @@ bool ch_ident_enabled(void) {
     const char *why = NULL;
     if (ch_tls_probe(&why) == 0) {
       sched_off = (char *)&ch_tls_sched - (char *)ch_tls_get_tp();
+      self_off = (char *)&ch_tls_self - (char *)ch_tls_get_tp();
       reserve = (ch_tls_block_size() + ch_tls_block_align() + 63) & ~(size_t)63;
       st = 1;
     } else {
@@ -67,6 +69,8 @@ char *ch_ident_attach(struct ch_stack *st, struct ch_sched *target, void **tp_ou
   *tp_out = tp;
   return top - reserve;
 }
+
+void ch_ident_set_self(void *tp, ch_coro *co) { *(ch_coro **)(void *)((char *)tp + self_off) = co; }
 
 void ch_ident_drop(struct ch_stack *st) {
   if (!st->tls_tp) return;

@@ -233,6 +233,8 @@ struct cohook_coro {
                                 (condvar, join); io waits, sleeps and semaphores go by `intr` */
   void *robust[8];           /* [self] robust glibc mutexes it holds (gsync.c), for owner-death */
   unsigned nrobust;          /* [self] */
+  unsigned pins;             /* [self] glibc-kept mutexes it holds, whose owner glibc records by tid
+                                (handoff.c: its scheduler is then never handed to another OS thread) */
 };
 typedef struct cohook_coro ch_coro;
 /* Bytes a coroutine's control block takes at the top of its stack (sched.c, ch_spawn_on). */
@@ -252,6 +254,11 @@ struct ch_sched {
   ch_coro main;              /* [thread] the thread's own stack */
   ch_coro zombie;            /* [thread] "current" while a finished coroutine picks its successor */
   ch_coro *current;          /* [thread] */
+  /* The OS thread running this scheduler (handoff.c), for a worker whose coroutines have their own
+   * TLS; NULL otherwise (and while the monitor hands it over). */
+  struct ch_m *_Atomic m;    /* [atomic] written by the owning M and the monitor (handoff protocol) */
+  _Atomic long pinned;       /* [thread, read by the monitor] sum of its coroutines' pins */
+  _Atomic uint64_t due;      /* [thread, read by the monitor] earliest timer deadline (timer.c) */
   ch_coro *os_coro;          /* [thread] the coroutine that stands for the OS thread itself, whose calls
                                 a process-directed signal interrupts: &main, or in a fork() child the
                                 coroutine-thread that forked (it keeps its identity: ch_sched_after_fork) */
@@ -288,12 +295,22 @@ struct ch_sched {
   volatile unsigned sig_seq; /* [handler] interrupt main's park number sig_seq-1 */
   _Atomic long load;         /* [atomic] live coroutines placed here: workers are picked by it */
   bool is_worker;            /* [thread] written once before the worker is published */
-  int tid;                   /* [const] the OS thread's kernel id */
+  int tid;                   /* [thread] the kernel id of the OS thread running it (changes on handoff) */
   uint64_t nswitch;          /* [thread] read racily by the monitor (a stall: unchanged, not in poll) */
   struct ch_stats_sched st;  /* counters (stats.h says who writes which) */
 };
 
 extern CH_TLS struct ch_sched *ch_tls_sched;
+/* A coroutine-thread's own TLS block says who it is (ident.c sets it): NULL on OS threads' own TLS,
+ * where the scheduler's `current` says it. Never read `current` of a worker's scheduler from code
+ * outside a runtime section (CH_RT_SECTION): after a handoff it is another OS thread's. */
+extern CH_TLS ch_coro *ch_tls_self;
+static inline ch_coro *ch_self(void) {
+  ch_coro *c = ch_tls_self;
+  if (c) return c;
+  struct ch_sched *s = ch_tls_sched;
+  return s ? s->current : NULL;
+}
 /* Non-zero while this thread is inside the runtime's own machinery (libev, a signal handler): hooked
  * functions called then are the runtime's or the handler's own and go straight to libc. */
 extern CH_TLS int ch_tls_bypass;
@@ -348,6 +365,85 @@ static inline uint64_t ch_deadline_after(int64_t timeout_ns) {
   return (uint64_t)timeout_ns > CH_NO_DEADLINE - now ? CH_NO_DEADLINE - 1 : now + (uint64_t)timeout_ns;
 }
 
+/* ---- handoff.c: schedulers handed between OS threads (Go's P and M) ------------------------------
+
+ * A worker's scheduler is run by one OS thread at a time, an M. When the coroutine running on it has
+ * not come back to the runtime for longer than COHOOK_HANDOFF_US (a system call the hooks do not
+ * emulate, a long computation) while the scheduler has other work, the monitor hands the scheduler to
+ * a spare M. The stuck coroutine keeps its OS thread; when it next enters the runtime it finds the
+ * scheduler gone, queues itself on it and its OS thread becomes a spare.
+ *
+ * Ownership protocol (an asymmetric Dekker: the cheap side is the one on every runtime entry):
+ *   runtime side (the coroutine, CH_RT_SECTION):  m->in_rt = 1; compiler fence; read s->m:
+ *       == m: the scheduler is ours until in_rt goes back to 0;
+ *       NULL: the monitor is deciding: wait until it is m again, or another M (lost);
+ *       other: lost (ch_rt_lost).
+ *   monitor side (ch_handoff_try):  CAS s->m: m -> NULL; membarrier(); read m->in_rt:
+ *       1: give it back (s->m = m): the coroutine is inside, or just entering;
+ *       0: the scheduler is the monitor's to hand over: s->m = the spare M.
+ * membarrier() makes the monitor's store visible to, and orders it against, whatever the other CPU
+ * does next: either the monitor sees in_rt = 1, or the coroutine sees s->m != m. Invariant: every
+ * access to a worker scheduler's [thread] fields happens inside a runtime section of the M that owns
+ * it (CH_ASSERT(ch_rt_owned(s)) where it matters). Sections nest (a depth in the coroutine's TLS);
+ * a coroutine is always inside one when it switches, so whoever resumes comes back inside too. */
+struct ch_m {
+  ch_coro g0;                /* [self] this OS thread's own stack: resumed only when it loses its
+                                scheduler (the coroutine that found out jumps here) */
+  int tid;                   /* [const] */
+  _Atomic int in_rt;         /* [atomic] 1 while what runs on this M is inside a runtime section */
+  struct ch_sched *_Atomic give; /* [atomic] the scheduler the monitor hands it (spare -> running) */
+  _Atomic uint32_t wake;     /* [atomic] futex word a spare M sleeps on */
+  ch_coro *lost;             /* [self] set by the coroutine that jumps back to g0 */
+  struct ch_m *next;         /* under handoff.c's lock: the spare list */
+  void *altstack;            /* this thread's alternate signal stack (stack.c) */
+  size_t altstack_size;
+  const void *g0_stack_lo;   /* ASan: bounds of this thread's own stack */
+  size_t g0_stack_size;
+};
+extern CH_TLS struct ch_m *ch_tls_m;       /* the M this coroutine (or OS thread) runs on; NULL: none */
+extern CH_TLS unsigned ch_tls_rt_depth;    /* runtime-section nesting of this coroutine */
+void ch_rt_lost(struct ch_m *m) __attribute__((noinline));
+/* Enter a runtime section: from here until the matching leave, this coroutine's scheduler is its
+ * OS thread's (waiting for, or giving up the OS thread, when the monitor handed it away). */
+static inline void ch_rt_enter(void) {
+  struct ch_m *m = ch_tls_m;
+  if (!m) return;
+  if (ch_tls_rt_depth++) return;
+  atomic_store_explicit(&m->in_rt, 1, memory_order_relaxed);
+  atomic_signal_fence(memory_order_seq_cst); /* the other half of the fence is the monitor's membarrier */
+  if (CH_UNLIKELY(atomic_load_explicit(&ch_tls_sched->m, memory_order_acquire) != m)) ch_rt_lost(m);
+}
+static inline void ch_rt_leave(void) {
+  struct ch_m *m = ch_tls_m; /* not the one at entry: the coroutine may have moved meanwhile */
+  if (!m) return;
+  CH_ASSERT(ch_tls_rt_depth > 0);
+  if (--ch_tls_rt_depth == 0) atomic_store_explicit(&m->in_rt, 0, memory_order_release);
+}
+static inline void ch_rt_section_end(int *unused) { (void)unused, ch_rt_leave(); }
+/* A runtime section for the rest of the enclosing block. */
+#define CH_RT_SECTION() \
+  __attribute__((cleanup(ch_rt_section_end), unused)) int ch_rt_section_ = (ch_rt_enter(), 0)
+/* Whether this OS thread may touch s's [thread] fields now. */
+static inline bool ch_rt_owned(struct ch_sched *s) {
+  struct ch_m *m = ch_tls_m;
+  return !m || (ch_tls_rt_depth > 0 && atomic_load_explicit(&s->m, memory_order_relaxed) == m);
+}
+/* The worker's OS thread: make it an M and run scheduler s on it forever (worker.c). */
+void ch_m_run_worker(struct ch_sched *s) __attribute__((noreturn));
+/* Whether worker schedulers may move between OS threads (coroutine-threads have their own TLS). */
+bool ch_handoff_enabled(void);
+/* The monitor: hand s to a spare M if its coroutine is stuck outside the runtime and it has other
+ * work; true if it did. */
+bool ch_handoff_try(struct ch_sched *s);
+void ch_handoff_tick(uint64_t now); /* the monitor, each sample: retire idle spare Ms */
+void ch_handoff_after_fork(void);
+/* sched.c, for handoff.c */
+ch_coro *ch_sched_next_ready(struct ch_sched *s);
+void ch_sched_requeue(ch_coro *co);           /* queue a running coroutine on its scheduler's inbox */
+void ch_sched_resumed(struct ch_sched *s, ch_coro *self); /* after_switch, for a lost coroutine */
+/* The glibc-kept mutexes a coroutine holds (gsync.c): +1 on lock, -1 on unlock. */
+void ch_pin(int delta);
+
 /* ---- fdtab.c: per-fd facts shared by the hooks and the loop --------------------------------------- */
 
 enum { CH_FD_UNKNOWN = 0, CH_FD_SOCKET, CH_FD_PIPE, CH_FD_CHR, CH_FD_ANON, CH_FD_FILE, CH_FD_INTERNAL };
@@ -381,6 +477,9 @@ void ch_fd_accepted(int listen_fd, int fd, int flags);
  * it high, mark it internal (the program's close() cannot reach it). Returns the fd to use. */
 int ch_fd_make_internal(int fd);
 bool ch_fd_is_internal(int fd);
+/* -1: the next ch_fd_make_internal on this thread stores its fd here (loop.c learns libev's epoll
+ * fd so); -2: off. */
+extern CH_TLS int ch_tls_fd_capture;
 /* Re-read what another fd or process may have changed on a shared description: O_NONBLOCK and the
  * socket timeouts. */
 void ch_fd_refresh(int fd, struct ch_fdinfo *fi);
@@ -508,6 +607,8 @@ bool ch_ident_enabled(void);
  * can be made (-> EAGAIN). */
 char *ch_ident_attach(struct ch_stack *st, struct ch_sched *target, void **tp_out);
 size_t ch_ident_reserve(void); /* bytes a block takes at the top of a stack */
+/* The block's ch_tls_self: the coroutine it belongs to (set once the control block is laid out). */
+void ch_ident_set_self(void *tp, ch_coro *co);
 /* A stack about to serve a coroutine that is not a coroutine-thread, or to be unmapped: drop any
  * identity it carries. */
 void ch_ident_drop(struct ch_stack *st);
@@ -593,6 +694,9 @@ struct ch_loop *ch_loop_new(struct ch_sched *s);
 void ch_loop_free(struct ch_loop *l);
 /* Poll I/O once: timeout_ns < 0 waits without limit, 0 does not block. Wakes fd waiters. */
 void ch_loop_run(struct ch_sched *s, int64_t timeout_ns);
+/* Any thread (the monitor): whether the loop's poll set has events it has not collected. Looks
+ * without taking (level-triggered epoll). */
+bool ch_loop_pending(struct ch_loop *l);
 /* Thread-safe: make the loop's current or next blocking poll return. */
 void ch_loop_notify(struct ch_loop *l);
 /* Park the current coroutine until fd is ready for events (COHOOK_READABLE/WRITABLE) or the deadline.
@@ -617,6 +721,8 @@ int ch_os_thread_detached(void *(*fn)(void *), void *arg, size_t stack_size);
  * in this process yet; called when a scheduler is made. */
 void ch_monitor_start(void);
 void ch_monitor_after_fork(void);
+/* The workers are running and may hand off (handoff.c): the monitor watches them from now on. */
+void ch_monitor_start_handoff(void);
 int ch_monitor_running(void); /* 1 if this process has a monitor */
 /* COHOOK_LOG: install the SIGURG handler that takes a running worker's backtrace, if the program has
  * no SIGURG handler (config.c, at load). */

@@ -111,9 +111,9 @@ static int await_p(int fd, int events, uint64_t *deadline, _Atomic int64_t *time
   }
   /* signal(7): a call on a socket with a timeout set is interrupted by any handler; otherwise only
    * by one installed without SA_RESTART (with it, the kernel restarts the call: we keep waiting). */
-  s->current->intr = *deadline != CH_NO_DEADLINE || partial ? CH_INTR_ALWAYS : CH_INTR_NORESTART;
+  ch_self()->intr = *deadline != CH_NO_DEADLINE || partial ? CH_INTR_ALWAYS : CH_INTR_NORESTART;
   int w = ch_fd_wait(fd, events, *deadline);
-  s->current->intr = 0;
+  ch_self()->intr = 0;
   if (w > 0) return 0;
   return w == -ETIMEDOUT ? -EAGAIN : w;
 }
@@ -401,9 +401,9 @@ long ch_io_connect(int fd, struct ch_fdinfo *fi, const struct sockaddr *addr, ch
     struct ch_sched *s = ch_sched_get();
     int w;
     if (s) {
-      s->current->intr = deadline != CH_NO_DEADLINE ? CH_INTR_ALWAYS : CH_INTR_NORESTART;
+      ch_self()->intr = deadline != CH_NO_DEADLINE ? CH_INTR_ALWAYS : CH_INTR_NORESTART;
       w = ch_fd_wait(fd, COHOOK_WRITABLE, deadline);
-      s->current->intr = 0;
+      ch_self()->intr = 0;
     } else {
       w = native_wait(fd, COHOOK_WRITABLE, deadline); /* as the kernel's blocking connect */
     }
@@ -432,9 +432,9 @@ static const struct timespec zero_ts;
 static int wait_any_intr(const int *fds, const int *events, size_t n, uint64_t deadline) {
   struct ch_sched *s = ch_sched_get();
   if (!s) return CH_E_NOSCHED;
-  s->current->intr = CH_INTR_ALWAYS;
+  ch_self()->intr = CH_INTR_ALWAYS;
   int w = ch_fd_wait_any(fds, events, n, deadline);
-  s->current->intr = 0;
+  ch_self()->intr = 0;
   return w;
 }
 
@@ -531,9 +531,10 @@ long ch_io_epoll_wait(int epfd, struct epoll_event *ev, int max, uint64_t deadli
 /* ---- sleeping -------------------------------------------------------------------------------------- */
 
 long ch_io_sleep_until(uint64_t deadline) {
+  CH_RT_SECTION();
   struct ch_sched *s = ch_sched_get();
   if (!s) return CH_E_NOSCHED;
-  ch_coro *self = s->current;
+  ch_coro *self = ch_self();
   self->wait_kind = CH_WAIT_SLEEP;
   CH_STAT_WAIT(s, CH_FAM_SLEEP);
   ch_park_prepare(self);

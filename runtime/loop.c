@@ -77,6 +77,7 @@ struct ch_loop {
    * changed since the last run (libev will call epoll_ctl). -1 where unused. */
   ev_io sentinel_io;
   int sentinel, backend;
+  int epfd; /* libev's epoll fd as the hook made it internal (libhook.so), else -1: for the monitor */
   bool dirty;
 };
 
@@ -232,7 +233,10 @@ static struct ev_loop *make_ev(struct ch_loop *l) {
   /* Inside: libev's epoll_create1 and eventfd come back to our hooks (in libhook.so), which move
    * them out of the program's way (hook/fd.c, ch_fd_make_internal). */
   ch_tls_bypass++;
+  ch_tls_fd_capture = -1; /* libev's epoll_create1 comes first: its fd is the backend */
   struct ev_loop *ev = ev_loop_new(CH_EV_FLAGS);
+  l->epfd = ch_tls_fd_capture >= 0 ? ch_tls_fd_capture : -1;
+  ch_tls_fd_capture = -2;
   if (ev) {
     ev_set_userdata(ev, l);
     ev_async_init(&l->wake, async_cb);
@@ -304,6 +308,13 @@ void ch_loop_free(struct ch_loop *l) {
   ev_loop_destroy(l->ev);
   ch_tls_bypass--;
   ch_free(l);
+}
+
+bool ch_loop_pending(struct ch_loop *l) {
+  int fd = l->epfd >= 0 ? l->epfd : l->backend;
+  if (fd < 0) return true; /* cannot tell: say yes (a needless handoff costs a thread switch) */
+  struct epoll_event e;
+  return ch_sys6(SYS_epoll_pwait, fd, (long)&e, 1, 0, 0, 8) > 0;
 }
 
 void ch_loop_notify(struct ch_loop *l) {
@@ -432,6 +443,7 @@ static int wait_on(struct ch_sched *s, struct ch_fdwaiter *ws, size_t n, uint64_
 }
 
 int ch_fd_wait(int fd, int events, uint64_t deadline) {
+  CH_RT_SECTION();
   struct ch_sched *s = ch_sched_get();
   if (!s) return CH_E_NOSCHED;
   if (fd < 0) return -EBADF;
@@ -448,6 +460,7 @@ int ch_fd_wait(int fd, int events, uint64_t deadline) {
 }
 
 int ch_fd_wait_any(const int *fds, const int *events, size_t n, uint64_t deadline) {
+  CH_RT_SECTION();
   struct ch_sched *s = ch_sched_get();
   if (!s) return CH_E_NOSCHED;
   struct ch_fdwaiter local[16], *ws = n <= 16 ? local : ch_alloc(n * sizeof *ws);
@@ -474,6 +487,7 @@ void ch_fd_closed(int fd) {
   /* The kernel drops the epoll registration when the last reference to the file goes; libev does
    * not know. The new generation makes the next waiter on this number re-add it (on every thread). */
   ch_fd_forget(fd);
+  CH_RT_SECTION();
   struct ch_sched *s = ch_sched_peek();
   if (!s || fd < 0 || (size_t)fd >= s->loop->nslots) return;
   struct ch_fdslot *slot = s->loop->slots[fd];

@@ -70,6 +70,7 @@ struct wstate {
 };
 static struct wstate ws[CH_MON_WORKERS];
 static _Atomic int started; /* 0 not yet, 1 running (or being started) in this process */
+static _Atomic bool handoff_on; /* workers run: watch them for handoffs (ch_monitor_start_handoff) */
 static int probe_sig;       /* SIGURG once our handler is installed, else 0 */
 
 /* One backtrace request at a time (the monitor's). tid: the worker asked (the monitor sets it), -1
@@ -619,6 +620,21 @@ static bool sample(uint64_t now) {
     if (poll & 1) continue; /* idle in its poll all along */
     busy = true;
     uint64_t d = now - w->since;
+    /* Stuck past the threshold with other work waiting: its scheduler goes to a spare OS thread
+     * (handoff.c), whatever the kernel is doing with the stuck one. Its counters start afresh. */
+    if (d > ch_config.handoff_ns && atomic_load_explicit(&handoff_on, memory_order_relaxed) && ch_handoff_try(s)) {
+      uint64_t max = atomic_load_explicit(&ch_stats.stall_max_ns, memory_order_relaxed);
+      if (d > max) atomic_store_explicit(&ch_stats.stall_max_ns, d, memory_order_relaxed);
+      if (!w->reported) atomic_fetch_add_explicit(&ch_stats.stalls, 1, memory_order_relaxed);
+      if (ch_config.log >= CH_LOG_DEBUG) {
+        struct line o = {.len = 0};
+        add(&o, "cohook: handoff: worker %d's scheduler went to a spare OS thread after %llu ms (tid %d kept)", i,
+            (unsigned long long)(d / 1000000u), s->tid);
+        emit(&o);
+      }
+      w->valid = false;
+      continue;
+    }
     if (d > ch_config.handoff_ns && !w->reported) {
       char sc[256] = "";
       task_syscall(s->tid, sc, sizeof sc);
@@ -659,7 +675,9 @@ static void trace_line(void) {
     ch_coro *cur = __atomic_load_n(&s->current, __ATOMIC_RELAXED);
     /* A coroutine that parks with nothing else ready stays `current` while its worker polls (on its
      * stack, sched.c): in the poll, nothing runs. */
-    long running = !(__atomic_load_n(&s->st.npoll, __ATOMIC_RELAXED) & 1) && cur != &s->main && cur != &s->zombie;
+    long running = !(__atomic_load_n(&s->st.npoll, __ATOMIC_RELAXED) & 1) && cur != &s->zombie && cur != &s->main;
+    struct ch_m *sm = atomic_load_explicit(&s->m, memory_order_relaxed);
+    if (sm && cur == &sm->g0) running = 0; /* its OS thread's own stack: it only schedules */
     long parked = load - runq - running;
     add(&o, " w%d[runq=%ld parked=%ld switches=%llu]", i, runq, parked > 0 ? parked : 0,
         (unsigned long long)(sw - ws[i].trace_sw));
@@ -682,13 +700,14 @@ static void *monitor_main(void *arg) {
     void *f[4];
     backtrace(f, 4);
   }
-  bool watch = ch_config.log >= CH_LOG_WARN || ch_config.stats;
+  bool watch_knobs = ch_config.log >= CH_LOG_WARN || ch_config.stats;
   uint64_t trace_ns = (uint64_t)ch_config.trace_ms * 1000000u;
   uint64_t now = ch_now_ns(), period = CH_MON_BUSY_NS;
   /* Trace lines fall on whole multiples of the period since the process started (Go's do too). */
   uint64_t next_trace = trace_ns ? now + trace_ns - ch_stats_uptime_ns() % trace_ns : UINT64_MAX;
   uint64_t next_threads = now;
   for (;;) {
+    bool watch = watch_knobs || atomic_load_explicit(&handoff_on, memory_order_relaxed);
     /* Without stall watching, only the trace wakes it (then trace_ns is set: see ch_monitor_start). */
     uint64_t want = watch ? period : UINT64_MAX;
     if (next_trace != UINT64_MAX && (next_trace <= now || next_trace - now < want))
@@ -714,7 +733,9 @@ static void *monitor_main(void *arg) {
 }
 
 void ch_monitor_start(void) {
-  if (ch_config.log < CH_LOG_WARN && !ch_config.trace_ms && !ch_config.stats) return;
+  if (ch_config.log < CH_LOG_WARN && !ch_config.trace_ms && !ch_config.stats &&
+      !atomic_load_explicit(&handoff_on, memory_order_relaxed))
+    return;
   if (atomic_load_explicit(&started, memory_order_relaxed)) return;
   /* A vfork() child shares our memory until it execs: a thread started there would be its, and
    * would die with the exec while `started` told the parent it had one. */
@@ -728,9 +749,15 @@ void ch_monitor_start(void) {
   }
 }
 
+void ch_monitor_start_handoff(void) {
+  atomic_store_explicit(&handoff_on, true, memory_order_relaxed);
+  ch_monitor_start();
+}
+
 void ch_monitor_after_fork(void) {
   /* The parent's monitor is not in the child: the child's first scheduler starts one of its own. */
   atomic_store(&started, 0);
+  atomic_store(&handoff_on, false); /* until the child starts workers of its own */
   memset(ws, 0, sizeof ws);
   atomic_store(&probe.tid, 0);
   atomic_store(&probe.done, 0);

@@ -81,6 +81,7 @@ static int native_wait(struct ch_pl_bucket *b, const _Atomic uint32_t *addr, uin
 
 int ch_pl_wait(const _Atomic uint32_t *addr, uint32_t expected, uint64_t deadline, int intr, enum ch_wait kind) {
   struct ch_pl_bucket *b = bucket_of(addr);
+  CH_RT_SECTION();
   struct ch_sched *s = ch_sched_get();
   if (!s || ch_tls_bypass) return native_wait(b, addr, expected, deadline, intr);
   struct ch_pl_waiter w = {.addr = addr, .co = s->current};

@@ -80,10 +80,9 @@ static int child_wait_park(struct child_wait *cw) {
   if (cw->look && cw->look < LOOK_MAX_NS) cw->look *= 2;
   int w;
   if (cw->pidfd >= 0) {
-    struct ch_sched *s = ch_sched_get();
-    s->current->intr = CH_INTR_NORESTART;
+    ch_self()->intr = CH_INTR_NORESTART;
     w = ch_fd_wait(cw->pidfd, COHOOK_READABLE, deadline);
-    s->current->intr = 0;
+    ch_self()->intr = 0;
     if (w > 0 && !cw->look) cw->look = LOOK_FIRST_NS; /* if the look finds nothing: no busy loop */
     if (w < 0 && w != -ETIMEDOUT && w != -EINTR) { /* the pidfd cannot be waited on: look by time */
       child_wait_done(cw);
@@ -203,7 +202,7 @@ static int do_system(const char *line, int *err) {
   *err = 0;
   if (ret == 0) {
     long r;
-    ch_coro *self = ch_sched_peek()->current;
+    ch_coro *self = ch_self();
     for (;;) { /* glibc: TEMP_FAILURE_RETRY (__waitpid (pid, &status, 0)) */
       r = ch_proc_wait4(pid, &status, 0, NULL);
       if (r != -EINTR) break;

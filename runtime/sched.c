@@ -35,6 +35,7 @@
 #define CH_JOIN_DONE ((ch_coro *)(uintptr_t)1)
 
 CH_TLS struct ch_sched *ch_tls_sched;
+CH_TLS ch_coro *ch_tls_self;
 CH_TLS int ch_tls_bypass;
 static _Atomic uint64_t next_id = 1;
 
@@ -68,6 +69,7 @@ static void coros_unlink(struct ch_sched *s, ch_coro *co) {
 /* ---- run queue (this thread only) ---------------------------------------------------------------- */
 
 static inline void runq_push(struct ch_sched *s, ch_coro *co) {
+  CH_ASSERT(ch_rt_owned(s));
   co->next = NULL;
   if (s->runq_tail) s->runq_tail->next = co;
   else s->runq_head = co;
@@ -98,12 +100,7 @@ void ch_sched_drain_inbox(struct ch_sched *s) {
   s->runq_tail = tail;
 }
 
-static void make_ready(ch_coro *co) {
-  struct ch_sched *s = co->sched;
-  if (s == ch_tls_sched) {
-    runq_push(s, co);
-    return;
-  }
+static void inbox_push(struct ch_sched *s, ch_coro *co) {
   co->next = NULL;
   ch_lock(&s->inbox_lock);
   if (s->inbox_tail) s->inbox_tail->next = co;
@@ -115,8 +112,18 @@ static void make_ready(ch_coro *co) {
   ch_loop_notify(s->loop);
 }
 
+/* Inside a runtime section (the caller's), so that "s is this thread's" stays true until the push. */
+static void make_ready(ch_coro *co) {
+  struct ch_sched *s = co->sched;
+  if (s == ch_tls_sched) runq_push(s, co);
+  else inbox_push(s, co);
+}
+
+void ch_sched_requeue(ch_coro *co) { inbox_push(co->sched, co); }
+
 /* See the park protocol table in internal.h. */
 bool ch_wake(ch_coro *co, int reason) {
+  CH_RT_SECTION();
   int cur = atomic_load_explicit(&co->park, memory_order_acquire);
   for (;;) {
     if (cur == CH_PARKED) {
@@ -168,10 +175,20 @@ static void after_switch(struct ch_sched *s, ch_coro *self) {
     s->has_dead = false;
     coro_unref(s, s->dead); /* we are off its stack now */
   }
+  /* Resumed on another OS thread than last time (its scheduler was handed over, handoff.c): glibc
+   * must see this thread's tid in the TCB (mutex owners, raise), and our sections this thread's M. */
+  struct ch_m *m = atomic_load_explicit(&s->m, memory_order_relaxed);
+  if (CH_UNLIKELY(ch_tls_m != m)) {
+    ch_tls_m = m;
+    if (self->own_tcb) ch_tls_set_tid(self->tp, s->tid);
+  }
   errno = self->saved_errno;
 }
 
+void ch_sched_resumed(struct ch_sched *s, ch_coro *self) { after_switch(s, self); }
+
 static inline void switch_to(struct ch_sched *s, ch_coro *from, ch_coro *to) {
+  CH_ASSERT(ch_rt_owned(s));
   from->saved_errno = errno;
   if (CH_UNLIKELY(!from->stack.guarded) && from->stack.lo && !ch_stack_canary_ok(&from->stack))
     ch_stack_overflow_abort(&from->stack, false);
@@ -268,6 +285,7 @@ void ch_signal_arrived(bool restart) {
 
 /* The next coroutine to run, polling (and blocking) until there is one. May be the caller itself. */
 static ch_coro *next_ready(struct ch_sched *s) {
+  CH_ASSERT(ch_rt_owned(s));
   for (;;) {
     if (s->runq_head) {
       if (CH_UNLIKELY(s->round_left == 0)) {
@@ -281,6 +299,8 @@ static ch_coro *next_ready(struct ch_sched *s) {
     s->round_left = CH_POLL_EVERY;
   }
 }
+
+ch_coro *ch_sched_next_ready(struct ch_sched *s) { return next_ready(s); }
 
 static void run_pending(ch_coro *self) {
   uint64_t bits = atomic_exchange_explicit(&self->pending_sigs, 0, memory_order_acq_rel);
@@ -302,6 +322,7 @@ static inline bool cancel_ends_wait(ch_coro *self) {
 }
 
 int ch_park(struct ch_sched *s, uint64_t deadline) {
+  CH_ASSERT(ch_rt_owned(s)); /* the caller's section covers its registrations, the park and the clean-up */
   ch_coro *self = s->current;
   if (CH_UNLIKELY(atomic_load_explicit(&self->pending_sigs, memory_order_relaxed))) run_pending(self);
   /* A request that came while we were running found nobody to kick: a cancellation point acts as
@@ -351,6 +372,7 @@ int ch_park(struct ch_sched *s, uint64_t deadline) {
 }
 
 void ch_yield(void) {
+  CH_RT_SECTION();
   struct ch_sched *s = ch_sched_get();
   if (!s) return;
   ch_coro *self = s->current;
@@ -361,6 +383,7 @@ void ch_yield(void) {
 }
 
 int ch_sleep_until(uint64_t deadline) {
+  CH_RT_SECTION();
   struct ch_sched *s = ch_sched_get();
   if (!s) return CH_E_NOSCHED;
   s->current->wait_kind = CH_WAIT_SLEEP;
@@ -383,6 +406,7 @@ static void finish(struct ch_sched *s, ch_coro *self, void *retval) {
   /* In a fork() child this coroutine became the process's only thread (ch_sched_after_fork): its
    * end ends the process as exit(0) would. */
   if (CH_UNLIKELY(self == s->os_coro)) exit(0);
+  ch_rt_enter(); /* never left: the coroutine ends inside (coro_exit switches away for good) */
   coros_unlink(s, self); /* before a joiner may release it (coro_exit) */
   coro_exit(s, self);
 }
@@ -396,7 +420,13 @@ static __attribute__((noinline)) void *run_thread_fn(ch_coro *self) {
     /* Unwound. Locals are not to be trusted after the longjmp; the TCB still names the handler
      * buffers the unwinding went through: put back what was there before ours (nothing). */
     __pthread_unregister_cancel(&buf);
-    return ch_tls_sched->current->retval; /* set by ch_thread_exit */
+    /* The unwinding may have started inside a runtime section (a cancellation acted on in one): it
+     * skipped the sections' ends, so close them here. */
+    if (ch_tls_m) {
+      ch_tls_rt_depth = 1;
+      ch_rt_leave();
+    }
+    return ch_tls_self->retval; /* set by ch_thread_exit */
   }
   __pthread_register_cancel(&buf);
   void *ret = self->fn(self->arg);
@@ -411,15 +441,17 @@ static void coro_entry(void *prev) {
   CH_ASSERT(ch_tls_get_tp() == self->tp);
   after_switch(s, self);
   coros_link(s, self);
+  /* Started inside the section of whoever switched to us: this coroutine leaves it for its own code. */
+  if (ch_tls_m) {
+    ch_tls_rt_depth = 1;
+    ch_rt_leave();
+  }
   void *ret = self->own_tcb ? run_thread_fn(self) : self->fn(self->arg);
   /* Not `s`: in a fork() child the coroutine that forked belongs to the child's new scheduler. */
   finish(ch_tls_sched, self, ret);
 }
 
-void ch_coro_exit_now(void *retval) {
-  struct ch_sched *s = ch_tls_sched;
-  finish(s, s->current, retval);
-}
+void ch_coro_exit_now(void *retval) { finish(ch_tls_sched, ch_self(), retval); }
 
 static void coro_exit(struct ch_sched *s, ch_coro *self) {
   if (!ch_stack_canary_ok(&self->stack)) ch_stack_overflow_abort(&self->stack, false);
@@ -465,6 +497,7 @@ void ch_ctx_returned(void) {
 
 int ch_spawn_on(struct ch_sched *target, ch_coro **out, cohook_fn fn, void *arg, size_t stack_size,
                 bool detached, bool is_thread) {
+  CH_RT_SECTION(); /* the caller's stack cache, and the run queue when target is its scheduler */
   /* The stack comes from the caller's cache or the shared pool; it goes back to a cache when the
    * coroutine has ended and its handle is released (coro_unref). */
   /* A size the program asked for is the stack it gets: its thread identity and control block come
@@ -504,6 +537,7 @@ int ch_spawn_on(struct ch_sched *target, ch_coro **out, cohook_fn fn, void *arg,
   atomic_init(&co->park, CH_RUNNING);
   atomic_init(&co->join_state, detached ? CH_DETACHED : CH_JOINABLE);
   atomic_init(&co->joiner, NULL);
+  if (ident) ch_ident_set_self(tp, co);
   co->sp = ch_ctx_make(top, coro_entry);
   atomic_fetch_add_explicit(&target->load, 1, memory_order_relaxed);
   if (out) *out = co; /* before it can run: pthread_create publishes the id first, too */
@@ -527,6 +561,7 @@ static void release(ch_coro *co, void **retval) {
 }
 
 int ch_join_until(ch_coro *co, void **retval, uint64_t deadline) {
+  CH_RT_SECTION();
   struct ch_sched *s = ch_sched_get();
   if (!s) return CH_E_NOSCHED;
   ch_coro *self = s->current;
@@ -567,6 +602,7 @@ int ch_join_until(ch_coro *co, void **retval, uint64_t deadline) {
 int ch_join(ch_coro *co, void **retval) { return ch_join_until(co, retval, CH_NO_DEADLINE); }
 
 int ch_detach(ch_coro *co) {
+  CH_RT_SECTION();
   int js = CH_JOINABLE;
   if (atomic_compare_exchange_strong_explicit(&co->join_state, &js, CH_DETACHED, memory_order_acq_rel,
                                               memory_order_acquire))
@@ -659,6 +695,7 @@ struct ch_sched *ch_sched_get(void) {
   atomic_init(&s->main.join_state, CH_DETACHED); /* a thread's main coroutine cannot be joined */
   s->current = &s->main;
   s->os_coro = &s->main;
+  atomic_init(&s->due, CH_NO_DEADLINE);
   s->loop = ch_loop_new(s);
   if (!s->loop) {
     ch_free(s);

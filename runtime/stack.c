@@ -353,9 +353,9 @@ static uintptr_t fault_sp(void *ucv) {
 }
 
 static void segv_handler(int sig, siginfo_t *si, void *uc) {
-  struct ch_sched *s = ch_tls_sched;
-  if (s && s->current && s->current->stack.lo) {
-    const struct ch_stack *st = &s->current->stack;
+  ch_coro *self = ch_self();
+  if (self && self->stack.lo) {
+    const struct ch_stack *st = &self->stack;
     uintptr_t lo = (uintptr_t)st->lo, addr = (uintptr_t)si->si_addr, sp = fault_sp(uc);
     bool below = addr < lo && addr + CH_OVERFLOW_WINDOW >= lo;
     bool sp_out = sp && sp < lo && sp + CH_OVERFLOW_WINDOW >= lo;

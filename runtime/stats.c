@@ -159,8 +159,9 @@ static void report(void) {
   put(&o, "  stalls              %llu over %llu us; longest run without a switch %llu ms%s\n",
       (unsigned long long)atomic_load(&ch_stats.stalls), (unsigned long long)(ch_config.handoff_ns / 1000),
       (unsigned long long)smax, mon ? " (sampled every 1 ms)" : " (not watched: no monitor)");
-  put(&o, "  handoffs, steals    %llu, %llu\n", (unsigned long long)atomic_load(&ch_stats.handoffs),
-      (unsigned long long)atomic_load(&ch_stats.steals));
+  put(&o, "  handoffs, steals    %llu, %llu (spare OS threads made: %llu)\n",
+      (unsigned long long)atomic_load(&ch_stats.handoffs), (unsigned long long)atomic_load(&ch_stats.steals),
+      (unsigned long long)atomic_load(&ch_stats.spares_made));
   put(&o, "  deepest stack use   %llu KiB of %zu KiB (stacks given back; depth seen where they blocked)\n",
       (unsigned long long)((sum.stack_peak + 1023) / 1024), ch_config.stack_size / 1024);
   put(&o, "  timers, peak        %llu (most deadlines armed at once on one scheduler)\n",

@@ -55,7 +55,8 @@ struct ch_stats_global {
   _Atomic uint64_t threads_peak;    /* most coroutine-threads alive at once */
   _Atomic uint64_t os_threads_made; /* OS threads the runtime started (workers, monitor, offload) */
   _Atomic uint64_t os_threads_peak; /* most tasks in the process, sampled by the monitor */
-  _Atomic uint64_t handoffs;        /* schedulers handed to a spare OS thread (the handoff issue) */
+  _Atomic uint64_t handoffs;        /* schedulers handed to a spare OS thread (handoff.c) */
+  _Atomic uint64_t spares_made;     /* OS threads started to take over a scheduler (handoff.c) */
   _Atomic uint64_t steals;          /* coroutines stolen by an idle scheduler (the handoff issue) */
   _Atomic uint64_t stalls;          /* stall episodes longer than COHOOK_HANDOFF_US (monitor.c) */
   _Atomic uint64_t stall_max_ns;    /* the longest run without a switch the monitor saw */

@@ -77,7 +77,7 @@ uint32_t ch_cond_enter(struct ch_cond *c) {
 /* After the caller released the mutex. 0 (signalled, or spuriously: POSIX allows it) or -ETIMEDOUT. */
 int ch_cond_block(struct ch_cond *c, uint32_t seq, uint64_t deadline) {
   struct ch_sched *s = ch_sched_peek();
-  ch_coro *self = s ? s->current : NULL;
+  ch_coro *self = s ? ch_self() : NULL;
   if (self) self->cancel_wait = true; /* a cancellation point: the request ends it (a spurious wake-up) */
   int r = ch_pl_wait(&c->seq, seq, deadline, CH_INTR_NONE, CH_WAIT_COND);
   if (self) self->cancel_wait = false;

@@ -39,15 +39,15 @@ static pthread_key_t os_key;        /* glibc's key whose destructor is os_thread
 static _Atomic int os_key_state;    /* 0 none, 1 being made, 2 made, -1 none can be made */
 
 uint32_t ch_self_id(void) {
-  struct ch_sched *s = ch_tls_sched;
-  if (s) return (uint32_t)s->current->id;
+  ch_coro *self = ch_self();
+  if (self) return (uint32_t)self->id;
   if (CH_UNLIKELY(!tls_self_id)) tls_self_id = (uint32_t)ch_gettid() | CH_MAIN_ID_BIT;
   return tls_self_id;
 }
 
 ch_coro *ch_thread_self(void) {
-  struct ch_sched *s = ch_tls_sched;
-  return s && s->current->is_thread ? s->current : NULL;
+  ch_coro *self = ch_self();
+  return self && self->is_thread ? self : NULL;
 }
 
 /* ---- exit and deferred cancellation --------------------------------------------------------------

@@ -18,6 +18,9 @@
 static void place(struct ch_sched *s, size_t i, struct ch_timer *t) {
   s->heap[i] = t;
   t->idx = i;
+  /* The earliest deadline, for the monitor (handoff.c: is a timer due while the scheduler is stuck?);
+   * it cannot read the heap, whose entries live on coroutine stacks. */
+  if (i == 0) atomic_store_explicit(&s->due, t->deadline, memory_order_relaxed);
 }
 
 static void sift_up(struct ch_sched *s, size_t i) {
@@ -45,7 +48,7 @@ static void sift_down(struct ch_sched *s, size_t i) {
 }
 
 void ch_timer_add(struct ch_sched *s, struct ch_timer *t) {
-  CH_ASSERT(s == ch_tls_sched && t->idx == SIZE_MAX);
+  CH_ASSERT(s == ch_tls_sched && t->idx == SIZE_MAX && ch_rt_owned(s));
   if (s->heap_len == s->heap_cap) {
     size_t ncap = s->heap_cap ? s->heap_cap * 2 : 64;
     struct ch_timer **nh = ch_realloc(s->heap, ncap * sizeof *nh);
@@ -65,6 +68,7 @@ void ch_timer_del(struct ch_sched *s, struct ch_timer *t) {
   CH_ASSERT(s == ch_tls_sched && i < s->heap_len && s->heap[i] == t);
   t->idx = SIZE_MAX;
   struct ch_timer *last = s->heap[--s->heap_len];
+  if (!s->heap_len) atomic_store_explicit(&s->due, CH_NO_DEADLINE, memory_order_relaxed);
   if (i == s->heap_len) return;
   place(s, i, last);
   /* The moved element may belong either above or below its new position. */

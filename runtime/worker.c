@@ -45,12 +45,9 @@ static void *worker_main(void *arg) {
   if (!s) ch_die("cohook: a worker thread could not create its event loop (out of fds or memory?)");
   s->is_worker = true;
   atomic_store_explicit(&w->sched, s, memory_order_release);
-  /* The worker's own stack only ever waits: everything else is the coroutines placed here. */
-  for (;;) {
-    ch_park_prepare(s->current);
-    ch_park(s, CH_NO_DEADLINE);
-  }
-  return NULL;
+  /* The worker's own stack only schedules: everything else is the coroutines placed here. The
+   * scheduler may later move to another OS thread and this one become a spare (handoff.c). */
+  ch_m_run_worker(s);
 }
 
 static int start(void) {
@@ -87,6 +84,7 @@ static int start(void) {
     while (!atomic_load_explicit(&workers[i].sched, memory_order_acquire)) ch_sys0(SYS_sched_yield);
   atomic_store(&nworkers, want);
   ch_unlock(&start_lock);
+  if (ch_handoff_enabled()) ch_monitor_start_handoff();
   return want;
 }
 

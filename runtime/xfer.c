@@ -43,9 +43,9 @@ static int await_p(int fd, int events, uint64_t *deadline, _Atomic int64_t *time
     long r = ch_sys5(SYS_ppoll, &pfd, 1, tsp, NULL, 8);
     return r == 0 ? -EAGAIN : r < 0 ? (int)r : 0;
   }
-  s->current->intr = *deadline != CH_NO_DEADLINE || partial ? CH_INTR_ALWAYS : CH_INTR_NORESTART;
+  ch_self()->intr = *deadline != CH_NO_DEADLINE || partial ? CH_INTR_ALWAYS : CH_INTR_NORESTART;
   int w = ch_fd_wait(fd, events, *deadline);
-  s->current->intr = 0;
+  ch_self()->intr = 0;
   if (w > 0) return 0;
   return w == -ETIMEDOUT ? -EAGAIN : w;
 }

@@ -1,0 +1,319 @@
+/*
+ * handoff.c — worker schedulers handed between OS threads: Go's P (a scheduler) and M (an OS thread),
+ * with the monitor (monitor.c) in the role of Go's sysmon. The protocol is written where its state is
+ * declared (internal.h, "handoff.c"); this file is its moving parts.
+ *
+ * An M runs one scheduler at a time on its own stack, its g0, which only schedules: it picks the first
+ * coroutine to run and jumps to it; from then on coroutines switch straight to each other (sched.c)
+ * and g0 stays suspended. g0 resumes only when a coroutine of this M finds, entering the runtime,
+ * that the monitor has handed the scheduler to another M (ch_rt_lost). That coroutine jumps to g0,
+ * which queues it on the scheduler's inbox — the new M runs it from there, under the TCB tid of its
+ * own OS thread — and this M becomes a spare: it sleeps until the monitor hands it a scheduler, or
+ * exits after CH_SPARE_IDLE_NS of idleness (all but CH_SPARE_KEEP of them).
+ *
+ * Why a coroutine may run on another OS thread at all: each coroutine-thread carries its own TLS
+ * block and TCB (ident.c), so errno's address, C++ exception state and the rest travel with it. Where
+ * they do not (COHOOK_TLS=worker), a scheduler stays on its OS thread for good, and a coroutine that
+ * blocks its OS thread stalls the others there: ch_handoff_enabled() says which.
+ *
+ * What may not follow a coroutine to another kernel task is what the kernel or glibc ties to the
+ * task's id: glibc-kept mutexes (process-shared, robust, priority) record their owner's tid and check
+ * it on unlock. A scheduler whose coroutines hold any (s->pinned, counted by gsync.c) is never handed
+ * over: its stall lasts, as it does natively for whoever waits on that lock.
+ */
+#include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+
+#include "internal.h"
+#include "sanitize.h"
+#include "sys.h"
+#include "tls.h"
+
+#define CH_SPARE_IDLE_NS 1000000000ull /* a spare M with nothing to do this long exits ... */
+#define CH_SPARE_KEEP 2                /* ... unless it is one of the last few */
+#define CH_M_STACK (256u * 1024u)      /* g0 only schedules and polls: the workers' own size */
+#define CH_M_ALTSTACK (64u * 1024u)
+
+CH_TLS struct ch_m *ch_tls_m;
+CH_TLS unsigned ch_tls_rt_depth;
+
+static ch_lock_t spare_lock;
+static struct ch_m *spares; /* [spare_lock] idle Ms, newest first */
+static int nspares;         /* [spare_lock] */
+static _Atomic int nms;     /* Ms alive: workers and spares (COHOOK_MAX_THREADS counts them) */
+static _Atomic int barrier_state; /* 0 unknown, 1 private expedited membarrier registered, -1 none */
+
+/* ---- the fence ---------------------------------------------------------------------------------- */
+
+/* The heavy half of the asymmetric fence: every running thread of the process executes a full memory
+ * barrier before this returns (an IPI to the CPUs running them; none for threads not running, whose
+ * next context switch is one). Registered once per process; without it (kernels before 4.14, or
+ * seccomp), no handoff. */
+static bool fence_init(void) {
+  int st = atomic_load_explicit(&barrier_state, memory_order_acquire);
+  if (st) return st > 0;
+  long r = ch_sys(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0);
+  st = r == 0 ? 1 : -1;
+  atomic_store_explicit(&barrier_state, st, memory_order_release);
+  return st > 0;
+}
+
+static void fence_heavy(void) { ch_sys(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0); }
+
+bool ch_handoff_enabled(void) { return ch_ident_enabled() && fence_init(); }
+
+/* ---- an M ---------------------------------------------------------------------------------------------- */
+
+static void futex_wait(_Atomic uint32_t *w, uint32_t val, uint64_t ns) {
+  struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
+  ch_sys4(SYS_futex, w, FUTEX_WAIT_PRIVATE, val, &ts);
+}
+
+static void futex_wake(_Atomic uint32_t *w) { ch_sys4(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL); }
+
+static struct ch_m *m_new(void) {
+  struct ch_m *m = ch_alloc(sizeof *m);
+  if (!m) return NULL;
+  atomic_init(&m->g0.park, CH_RUNNING);
+  atomic_init(&m->g0.join_state, CH_DETACHED);
+  return m;
+}
+
+/* Run s on this M until a coroutine of this M finds s handed away; returns after queueing that
+ * coroutine back on s. */
+static void m_schedule(struct ch_m *m, struct ch_sched *s) {
+  ch_coro *g0 = &m->g0;
+  ch_tls_sched = s;
+  ch_tls_m = atomic_load_explicit(&s->m, memory_order_acquire) == m ? m : NULL;
+  ch_tls_rt_depth = 1;
+  atomic_store_explicit(&m->in_rt, 1, memory_order_relaxed);
+  s->tid = m->tid;
+  g0->sched = s;
+  g0->tp = ch_tls_get_tp();
+  g0->id = (uint32_t)m->tid | CH_MAIN_ID_BIT;
+  s->current = g0;
+  ch_coro *next = ch_sched_next_ready(s);
+  CH_ASSERT(next != g0);
+  s->current = next;
+  s->nswitch++;
+#ifdef CH_ASAN
+  __sanitizer_start_switch_fiber(&g0->asan_fake_stack, next->stack.lo, next->stack.size);
+#endif
+  g0->saved_errno = errno;
+  if (g0->tp != next->tp) ch_tls_set_tp(next->tp);
+  ch_coro *lost = ch_ctx_jump(&g0->sp, next->sp, g0);
+  /* Back on our own stack and thread pointer (ch_rt_lost installed it): s is another M's now. */
+#ifdef CH_ASAN
+  __sanitizer_finish_switch_fiber(g0->asan_fake_stack, &m->g0_stack_lo, &m->g0_stack_size);
+#endif
+  errno = g0->saved_errno;
+  ch_tls_sched = NULL;
+  ch_tls_m = NULL;
+  ch_tls_rt_depth = 0;
+  atomic_store_explicit(&m->in_rt, 0, memory_order_relaxed);
+  ch_sched_requeue(lost);
+}
+
+/* A spare: wait to be handed a scheduler. NULL when it should exit instead (idle too long). */
+static void spare_push(struct ch_m *m);
+static struct ch_sched *m_wait(struct ch_m *m) {
+  spare_push(m);
+  uint64_t idle_until = ch_now_ns() + CH_SPARE_IDLE_NS;
+  for (;;) {
+    struct ch_sched *s = atomic_exchange_explicit(&m->give, NULL, memory_order_acq_rel);
+    if (s) return s; /* the monitor took us off the list before it gave */
+    uint64_t now = ch_now_ns();
+    if (now >= idle_until) {
+      ch_lock(&spare_lock);
+      bool retire = false;
+      if (nspares > CH_SPARE_KEEP && !atomic_load_explicit(&m->give, memory_order_acquire)) {
+        for (struct ch_m **p = &spares; *p; p = &(*p)->next)
+          if (*p == m) {
+            *p = m->next, nspares--, retire = true;
+            break;
+          }
+      }
+      ch_unlock(&spare_lock);
+      if (retire) return NULL;
+      idle_until = now + CH_SPARE_IDLE_NS;
+    }
+    futex_wait(&m->wake, 0, idle_until - now);
+    atomic_store_explicit(&m->wake, 0, memory_order_relaxed);
+  }
+}
+
+static void m_loop(struct ch_m *m, struct ch_sched *s) {
+  for (;;) {
+    if (!s) s = m_wait(m);
+    if (!s) return;
+    m_schedule(m, s);
+    s = NULL;
+  }
+}
+
+static void m_thread_setup(struct ch_m *m) {
+  m->tid = ch_gettid();
+  /* As a worker: every asynchronous signal blocked (worker.c says why); the monitor's probe signal,
+   * if it has one, left open. */
+  sigset_t set;
+  sigfillset(&set);
+  sigdelset(&set, SIGSEGV), sigdelset(&set, SIGBUS), sigdelset(&set, SIGILL);
+  sigdelset(&set, SIGFPE), sigdelset(&set, SIGTRAP), sigdelset(&set, SIGSYS);
+  if (ch_monitor_probe_signal()) sigdelset(&set, ch_monitor_probe_signal());
+  ch_sys4(SYS_rt_sigprocmask, SIG_BLOCK, &set, NULL, _NSIG / 8);
+  char name[16] = "cohook-worker";
+  ch_sys(SYS_prctl, PR_SET_NAME, name, 0);
+}
+
+static void *spare_main(void *arg) {
+  struct ch_m *m = arg;
+  m_thread_setup(m);
+  /* A stack overflow in a coroutine run here is reported on this alternate stack (stack.c). */
+  void *alt = ch_mmap(NULL, CH_M_ALTSTACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (alt != MAP_FAILED) {
+    stack_t ss = {.ss_sp = alt, .ss_size = CH_M_ALTSTACK, .ss_flags = 0};
+    if (ch_sys(SYS_sigaltstack, &ss, NULL, 0) == 0) m->altstack = alt, m->altstack_size = CH_M_ALTSTACK;
+    else ch_munmap(alt, CH_M_ALTSTACK);
+  }
+  m_loop(m, NULL);
+  if (m->altstack) {
+    stack_t ss = {.ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE};
+    ch_sys(SYS_sigaltstack, &ss, NULL, 0);
+    ch_munmap(m->altstack, m->altstack_size);
+  }
+  atomic_fetch_sub_explicit(&nms, 1, memory_order_relaxed);
+  ch_free(m);
+  return NULL;
+}
+
+void ch_m_run_worker(struct ch_sched *s) {
+  struct ch_m *m = m_new();
+  if (!m) ch_die("cohook: out of memory starting a worker");
+  m->tid = ch_gettid();
+  atomic_fetch_add_explicit(&nms, 1, memory_order_relaxed);
+  if (ch_handoff_enabled()) atomic_store_explicit(&s->m, m, memory_order_release);
+  m_loop(m, s);
+  ch_die("cohook: internal error: a worker thread stopped scheduling");
+}
+
+/* ---- losing the scheduler ------------------------------------------------------------------------ */
+
+/* Give up this OS thread: jump to its g0, which queues us on s; we come back on s's new M. */
+static __attribute__((noinline)) void lose(struct ch_m *m, struct ch_sched *s, ch_coro *self) {
+  self->saved_errno = errno;
+#ifdef CH_ASAN
+  __sanitizer_start_switch_fiber(&self->asan_fake_stack, m->g0_stack_lo, m->g0_stack_size);
+#endif
+  /* From here to the jump, no TLS: the thread pointer is g0's. */
+  ch_tls_set_tp(m->g0.tp);
+  ch_ctx_jump(&self->sp, m->g0.sp, self);
+  ch_sched_resumed(s, self);
+}
+
+void ch_rt_lost(struct ch_m *m) {
+  struct ch_sched *s = ch_tls_sched;
+  struct ch_m *o;
+  /* NULL: the monitor is between its two steps; it decides within microseconds. */
+  while (!(o = atomic_load_explicit(&s->m, memory_order_acquire))) ch_cpu_relax();
+  if (o == m) return;
+  ch_coro *self = ch_tls_self;
+  CH_ASSERT(self && self->sched == s && self->own_tcb);
+  lose(m, s, self);
+  CH_ASSERT(atomic_load_explicit(&s->m, memory_order_relaxed) == ch_tls_m && ch_tls_rt_depth == 1);
+}
+
+/* ---- the monitor's side ----------------------------------------------------------------------------- */
+
+/* Work the stuck coroutine keeps from running: runnable coroutines, arrivals, a due timer, or events
+ * its loop has not collected (its epoll set, looked at without taking anything: level-triggered). */
+static bool has_work(struct ch_sched *s, uint64_t now) {
+  if (__atomic_load_n(&s->runq_in, __ATOMIC_RELAXED) != __atomic_load_n(&s->runq_out, __ATOMIC_RELAXED))
+    return true;
+  if (atomic_load_explicit(&s->inbox_nonempty, memory_order_relaxed)) return true;
+  if (atomic_load_explicit(&s->due, memory_order_relaxed) <= now) return true;
+  return ch_loop_pending(s->loop);
+}
+
+/* A spare M, from the pool or a new OS thread (which lists itself as a spare first): only the
+ * monitor takes Ms off the list, so the one it took is reserved for it. NULL at the cap. */
+static struct ch_m *spare_pop(void) {
+  ch_lock(&spare_lock);
+  struct ch_m *m = spares;
+  if (m) spares = m->next, nspares--;
+  ch_unlock(&spare_lock);
+  return m;
+}
+
+static void spare_push(struct ch_m *m) {
+  ch_lock(&spare_lock);
+  m->next = spares;
+  spares = m;
+  nspares++;
+  ch_unlock(&spare_lock);
+}
+
+static struct ch_m *spare_get(void) {
+  struct ch_m *m = spare_pop();
+  if (m) return m;
+  if (atomic_load_explicit(&nms, memory_order_relaxed) >= ch_config.max_threads) return NULL;
+  m = m_new();
+  if (!m) return NULL;
+  atomic_fetch_add_explicit(&nms, 1, memory_order_relaxed);
+  if (ch_os_thread_detached(spare_main, m, CH_M_STACK) != 0) {
+    atomic_fetch_sub_explicit(&nms, 1, memory_order_relaxed);
+    ch_free(m);
+    return NULL;
+  }
+  atomic_fetch_add_explicit(&ch_stats.spares_made, 1, memory_order_relaxed);
+  /* Wait for it to list itself (a thread start: well under a millisecond) and take it — or any. */
+  for (int i = 0; i < 100000; i++) {
+    if ((m = spare_pop())) return m;
+    ch_sys0(SYS_sched_yield);
+  }
+  return NULL;
+}
+
+static void give(struct ch_m *m, struct ch_sched *s) {
+  atomic_store_explicit(&m->give, s, memory_order_release);
+  atomic_store_explicit(&m->wake, 1, memory_order_release);
+  futex_wake(&m->wake);
+}
+
+bool ch_handoff_try(struct ch_sched *s) {
+  struct ch_m *old = atomic_load_explicit(&s->m, memory_order_acquire);
+  if (!old || atomic_load_explicit(&s->pinned, memory_order_relaxed)) return false;
+  if (atomic_load_explicit(&old->in_rt, memory_order_relaxed)) return false; /* inside: not stuck there */
+  if (!has_work(s, ch_now_ns())) return false;
+  struct ch_m *m = spare_get(); /* before taking s: once taken, s must get an M */
+  if (!m) return false;         /* at the cap: the stall goes on */
+  struct ch_m *expect = old;
+  if (!atomic_compare_exchange_strong_explicit(&s->m, &expect, NULL, memory_order_acq_rel, memory_order_acquire)) {
+    spare_push(m);
+    return false;
+  }
+  fence_heavy();
+  if (atomic_load_explicit(&old->in_rt, memory_order_acquire)) {
+    atomic_store_explicit(&s->m, old, memory_order_release); /* it came back in time: still old's */
+    spare_push(m);
+    return false;
+  }
+  /* s is ours to give; nothing of it is touched here. Its new M must see itself as owner first. */
+  atomic_store_explicit(&s->m, m, memory_order_release);
+  give(m, s);
+  atomic_fetch_add_explicit(&ch_stats.handoffs, 1, memory_order_relaxed);
+  return true;
+}
+
+void ch_handoff_after_fork(void) {
+  /* The parent's Ms are not in the child: the forking one (if it was an M) is a plain thread here
+   * (ch_sched_after_fork makes it a new scheduler's main). */
+  spares = NULL;
+  nspares = 0;
+  atomic_store(&nms, 0);
+  atomic_store(&spare_lock.state, 0);
+  ch_tls_m = NULL;
+  ch_tls_rt_depth = 0;
+}
