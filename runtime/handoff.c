@@ -87,9 +87,11 @@ static struct ch_m *m_new(void) {
 static void m_schedule(struct ch_m *m, struct ch_sched *s) {
   ch_coro *g0 = &m->g0;
   ch_tls_sched = s;
-  ch_tls_m = atomic_load_explicit(&s->m, memory_order_acquire) == m ? m : NULL;
+  atomic_store_explicit(&m->in_rt, 1, memory_order_relaxed); /* (the monitor set it already if it gave s) */
+  struct ch_m *owner = atomic_load_explicit(&s->m, memory_order_acquire);
+  CH_ASSERT(owner == m || !owner); /* NULL: a worker's own scheduler, handoff disabled */
+  ch_tls_m = owner == m ? m : NULL;
   ch_tls_rt_depth = 1;
-  atomic_store_explicit(&m->in_rt, 1, memory_order_relaxed);
   s->tid = m->tid;
   g0->sched = s;
   g0->tp = ch_tls_get_tp();
@@ -196,7 +198,9 @@ void ch_m_run_worker(struct ch_sched *s) {
   atomic_fetch_add_explicit(&nms, 1, memory_order_relaxed);
   if (ch_handoff_enabled()) atomic_store_explicit(&s->m, m, memory_order_release);
   m_loop(m, s);
-  ch_die("cohook: internal error: a worker thread stopped scheduling");
+  /* It lost its scheduler and then idled as a spare long enough to retire: the thread ends. */
+  atomic_fetch_sub_explicit(&nms, 1, memory_order_relaxed);
+  ch_free(m);
 }
 
 /* ---- losing the scheduler ------------------------------------------------------------------------ */
@@ -300,7 +304,10 @@ bool ch_handoff_try(struct ch_sched *s) {
     spare_push(m);
     return false;
   }
-  /* s is ours to give; nothing of it is touched here. Its new M must see itself as owner first. */
+  /* s is ours to give; nothing of it is touched here. The new M counts as inside a section from
+   * now on (its g0 schedules): until what it runs leaves one, nobody may take s from it — not even
+   * before its thread has woken up to take s. Then it must see itself as the owner. */
+  atomic_store_explicit(&m->in_rt, 1, memory_order_relaxed);
   atomic_store_explicit(&s->m, m, memory_order_release);
   give(m, s);
   atomic_fetch_add_explicit(&ch_stats.handoffs, 1, memory_order_relaxed);

@@ -428,8 +428,9 @@ static inline bool ch_rt_owned(struct ch_sched *s) {
   struct ch_m *m = ch_tls_m;
   return !m || (ch_tls_rt_depth > 0 && atomic_load_explicit(&s->m, memory_order_relaxed) == m);
 }
-/* The worker's OS thread: make it an M and run scheduler s on it forever (worker.c). */
-void ch_m_run_worker(struct ch_sched *s) __attribute__((noreturn));
+/* The worker's OS thread: make it an M and run scheduler s on it; returns when, having lost s, it
+ * retired as an idle spare (worker.c then lets the thread end). */
+void ch_m_run_worker(struct ch_sched *s);
 /* Whether worker schedulers may move between OS threads (coroutine-threads have their own TLS). */
 bool ch_handoff_enabled(void);
 /* The monitor: hand s to a spare M if its coroutine is stuck outside the runtime and it has other

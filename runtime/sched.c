@@ -651,6 +651,7 @@ void ch_sched_after_fork(void) {
   all_scheds = NULL; /* the parent's schedulers belong to threads the child does not have */
   atomic_store(&all_lock.state, 0);
   struct ch_sched *old = ch_tls_sched;
+  ch_handoff_after_fork(); /* the child's only thread is no M: sections are no-ops until it has workers */
   ch_worker_after_fork(old && old->is_worker);
   if (!old) return;
   ch_coro *cur = old->current;

@@ -48,6 +48,7 @@ static void *worker_main(void *arg) {
   /* The worker's own stack only schedules: everything else is the coroutines placed here. The
    * scheduler may later move to another OS thread and this one become a spare (handoff.c). */
   ch_m_run_worker(s);
+  return NULL;
 }
 
 static int start(void) {
