@@ -33,7 +33,8 @@ bool ch_stats_on;
 /* Every knob there is: an unknown COHOOK_* variable is named with the closest of these. */
 static const char *const knobs[] = {"COHOOK_WORKERS", "COHOOK_THREADS",    "COHOOK_STACK_SIZE",
                                     "COHOOK_TLS",     "COHOOK_STATS",      "COHOOK_LOG",
-                                    "COHOOK_TRACE",   "COHOOK_HANDOFF_US", "COHOOK_MAX_THREADS"};
+                                    "COHOOK_TRACE",   "COHOOK_HANDOFF_US", "COHOOK_MAX_THREADS",
+                                    "COHOOK_HANDOFF"};
 
 #ifdef CH_DEBUG_ASSERT
 void ch_assert_fail(const char *cond, const char *file, int line) {
@@ -241,9 +242,13 @@ void ch_config_load(void) {
   load_observability();
   ch_config.handoff_ns = (uint64_t)whole("COHOOK_HANDOFF_US", 100, 10000000, 5000,
                                          "microseconds a coroutine may keep its worker before it counts "
-                                         "as a stall (default 5000)") * 1000u;
+                                         "as a stall and its scheduler moves to another OS thread "
+                                         "(default 5000)") * 1000u;
+  ch_config.handoff_off = two_modes("COHOOK_HANDOFF", "on", "off",
+                                    "on (default: a stuck worker's scheduler moves to another OS thread) "
+                                    "or off (it stays: for comparisons)");
   ch_config.max_threads = whole("COHOOK_MAX_THREADS", 1, 1000000, 10000,
-                                "the most OS threads cohook may run (default 10000)");
+                                "the most OS threads running schedulers (default 10000)");
   warn_unknown();
   if (ch_config.log >= CH_LOG_WARN) ch_monitor_init_probe();
 }

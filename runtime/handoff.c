@@ -63,7 +63,7 @@ static bool fence_init(void) {
 
 static void fence_heavy(void) { ch_sys(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0); }
 
-bool ch_handoff_enabled(void) { return ch_ident_enabled() && fence_init(); }
+bool ch_handoff_enabled(void) { return !ch_config.handoff_off && ch_ident_enabled() && fence_init(); }
 
 /* ---- an M ---------------------------------------------------------------------------------------------- */
 

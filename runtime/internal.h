@@ -69,7 +69,8 @@ struct ch_config {
   unsigned trace_ms;           /* COHOOK_TRACE: a scheduler trace line every trace_ms ms; 0 off */
   uint64_t handoff_ns;         /* COHOOK_HANDOFF_US (as ns): a coroutine that keeps its worker longer
                                   without a switch stalls it (monitor.c; the handoff issue's threshold) */
-  long max_threads;            /* COHOOK_MAX_THREADS: cap on OS threads (parsed; not enforced yet) */
+  long max_threads;            /* COHOOK_MAX_THREADS: cap on the OS threads running schedulers (handoff.c) */
+  bool handoff_off;            /* COHOOK_HANDOFF=off: worker schedulers never change OS threads */
 };
 extern struct ch_config ch_config;
 enum { CH_STATS_OFF = 0, CH_STATS_STDERR = 1, CH_STATS_FILE = 2 };

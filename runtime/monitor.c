@@ -620,33 +620,33 @@ static bool sample(uint64_t now) {
     if (poll & 1) continue; /* idle in its poll all along */
     busy = true;
     uint64_t d = now - w->since;
-    /* Stuck past the threshold with other work waiting: its scheduler goes to a spare OS thread
-     * (handoff.c), whatever the kernel is doing with the stuck one. Its counters start afresh. */
-    if (d > ch_config.handoff_ns && atomic_load_explicit(&handoff_on, memory_order_relaxed) && ch_handoff_try(s)) {
-      uint64_t max = atomic_load_explicit(&ch_stats.stall_max_ns, memory_order_relaxed);
-      if (d > max) atomic_store_explicit(&ch_stats.stall_max_ns, d, memory_order_relaxed);
-      if (!w->reported) atomic_fetch_add_explicit(&ch_stats.stalls, 1, memory_order_relaxed);
-      if (ch_config.log >= CH_LOG_DEBUG) {
-        struct line o = {.len = 0};
-        add(&o, "cohook: handoff: worker %d's scheduler went to a spare OS thread after %llu ms (tid %d kept)", i,
-            (unsigned long long)(d / 1000000u), s->tid);
-        emit(&o);
-      }
-      w->valid = false;
-      continue;
-    }
-    if (d > ch_config.handoff_ns && !w->reported) {
+    if (d <= ch_config.handoff_ns) continue;
+    if (!w->reported) {
       char sc[256] = "";
       task_syscall(s->tid, sc, sizeof sc);
       /* "Running", yet the worker used under half the time on a CPU: the kernel did not run it (a
-       * machine with more runnable threads than CPUs), no coroutine kept it. Look again next time.
-       * (A thread asleep in a system call uses no CPU either; that one is a stall.) */
+       * machine with more runnable threads than CPUs), no coroutine kept it: no report. (A thread
+       * asleep in a system call uses no CPU either; that one is a stall.) */
       uint64_t cpu = thread_cpu_ns(s->tid);
-      if (strncmp(sc, "running", 7) == 0 && cpu != UINT64_MAX && w->cpu != UINT64_MAX && 2 * (cpu - w->cpu) < d)
-        continue;
-      w->reported = true;
-      atomic_fetch_add_explicit(&ch_stats.stalls, 1, memory_order_relaxed);
-      if (ch_config.log >= CH_LOG_WARN) report(i, s, sw, d, now, sc);
+      if (!(strncmp(sc, "running", 7) == 0 && cpu != UINT64_MAX && w->cpu != UINT64_MAX && 2 * (cpu - w->cpu) < d)) {
+        w->reported = true;
+        atomic_fetch_add_explicit(&ch_stats.stalls, 1, memory_order_relaxed);
+        if (ch_config.log >= CH_LOG_WARN) report(i, s, sw, d, now, sc);
+      }
+    }
+    /* Stuck past the threshold with other work waiting: the scheduler goes to a spare OS thread
+     * (handoff.c) — also when the kernel is what delays the stuck one: the others then get their
+     * own time slices, as natively. Its counters start afresh there. */
+    if (atomic_load_explicit(&handoff_on, memory_order_relaxed) && ch_handoff_try(s)) {
+      uint64_t max = atomic_load_explicit(&ch_stats.stall_max_ns, memory_order_relaxed);
+      if (d > max) atomic_store_explicit(&ch_stats.stall_max_ns, d, memory_order_relaxed);
+      if (ch_config.log >= CH_LOG_DEBUG) {
+        struct line o = {.len = 0};
+        add(&o, "cohook: handoff: worker %d's scheduler went to another OS thread after %llu ms (tid %d kept the "
+                "stuck thread)", i, (unsigned long long)(d / 1000000u), s->tid);
+        emit(&o);
+      }
+      w->valid = false;
     }
   }
   return busy;
