@@ -225,6 +225,11 @@ void ch_rt_lost(struct ch_m *m) {
   if (o == m) return;
   ch_coro *self = ch_tls_self;
   CH_ASSERT(self && self->sched == s && self->own_tcb);
+#ifdef CH_DEBUG_ASSERT
+  /* A runtime lock held into a section that loses the OS thread would be held by a coroutine that
+   * may not run again before someone spinning on that lock lets its scheduler go: enter first. */
+  CH_ASSERT(ch_tls_locks_held == 0);
+#endif
   lose(m, s, self);
   CH_ASSERT(atomic_load_explicit(&s->m, memory_order_relaxed) == ch_tls_m && ch_tls_rt_depth == 1);
 }

@@ -96,6 +96,9 @@ void ch_mem_after_fork(void);
 typedef struct { _Atomic int state; } ch_lock_t;
 void ch_lock(ch_lock_t *l);
 void ch_unlock(ch_lock_t *l);
+#ifdef CH_DEBUG_ASSERT
+extern CH_TLS unsigned ch_tls_locks_held; /* ch_locks this thread (or coroutine) holds now */
+#endif
 
 /* ---- stack.c: coroutine stacks ------------------------------------------------------------------ */
 

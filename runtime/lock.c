@@ -27,7 +27,14 @@ static void futex_wake_one(_Atomic int *addr) {
  * syscalls, and an IPI, each several microseconds on a VM). */
 #define CH_LOCK_SPINS 200
 
+#ifdef CH_DEBUG_ASSERT
+CH_TLS unsigned ch_tls_locks_held;
+#endif
+
 void ch_lock(ch_lock_t *l) {
+#ifdef CH_DEBUG_ASSERT
+  ch_tls_locks_held++;
+#endif
   int c = 0;
   if (atomic_compare_exchange_strong_explicit(&l->state, &c, 1, memory_order_acquire,
                                               memory_order_relaxed))
@@ -49,5 +56,8 @@ void ch_lock(ch_lock_t *l) {
 }
 
 void ch_unlock(ch_lock_t *l) {
+#ifdef CH_DEBUG_ASSERT
+  ch_tls_locks_held--;
+#endif
   if (atomic_exchange_explicit(&l->state, 0, memory_order_release) == 2) futex_wake_one(&l->state);
 }

@@ -114,6 +114,8 @@ int ch_pl_wait(const _Atomic uint32_t *addr, uint32_t expected, uint64_t deadlin
 }
 
 int ch_pl_wake(const void *addr, int n) {
+  CH_RT_SECTION(); /* entered before the bucket lock: a section entered under it could lose the OS
+                    thread (handoff.c) and strand the lock with a coroutine that cannot run */
   struct ch_pl_bucket *b = bucket_of(addr);
   int woken = 0;
   ch_lock(&b->lock);
