@@ -23,6 +23,7 @@ pkgs=(cmake make gcc g++ pkg-config libev-dev libcmocka-dev valgrind curl wget)
 pkgs+=(libjemalloc2 libgoogle-perftools4 libmimalloc2.0) # tests/alloc: other allocators preloaded after ours
 pkgs+=(man-db groff-base libc6-dev util-linux) # tests/cli: man page, gcc -static, setpriv
 pkgs+=(gdb) # tests/gdb: the gdb extension (tools/gdb/cohook-gdb.py) on a live process and a core
+pkgs+=(liburing-dev) # tests/progs/stall_uring.c: a thread waiting in io_uring_enter (issue 10)
 [ "$quick" = 1 ] || pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 command -v python3 >/dev/null || pkgs+=(python3) # the real-programs test drives python3
 scripts/ensure-packages.sh scripts/test.sh "${pkgs[@]}"
