@@ -282,14 +282,19 @@ static ch_coro *next_ready(struct ch_sched *s) {
   }
 }
 
-static void run_pending(ch_coro *self) {
-  uint64_t bits = atomic_exchange_explicit(&self->pending_sigs, 0, memory_order_acq_rel);
-  for (int sig = 1; bits && sig <= 64; sig++, bits >>= 1)
-    if ((bits & 1) && ch_upcalls && ch_upcalls->run_handler) ch_upcalls->run_handler(sig);
-}
+/* The handlers of pending signals its mask lets through (sigmask.c). */
+static void run_pending(ch_coro *self) { ch_sig_deliver(self); }
 
 void ch_coro_kill(ch_coro *co, int sig, bool restart) {
-  atomic_fetch_or_explicit(&co->pending_sigs, 1ull << (sig - 1), memory_order_acq_rel);
+  uint64_t bit = 1ull << (sig - 1);
+  atomic_fetch_or_explicit(&co->pending_sigs, bit, memory_order_seq_cst);
+  /* Blocked by its own mask: pending until unblocked (the unblocking runs it, sigmask.c); only a
+   * wait for that very signal (sigwait & co, a signalfd read) is woken. Both sides store, then load
+   * the other's word (seq_cst): a mask change racing with us sees the bit, or we see the new mask. */
+  if (atomic_load_explicit(&co->sigmask, memory_order_seq_cst) & bit) {
+    if (atomic_load_explicit(&co->sigwait_set, memory_order_seq_cst) & bit) ch_wake(co, CH_WAKE_INTR);
+    return;
+  }
   /* Racy by nature, as signals are: the target's state is looked at now. If it is not parked in an
    * interruptible call, the handler runs when it next blocks. */
   if (co->intr == CH_INTR_ALWAYS || (co->intr == CH_INTR_NORESTART && !restart)) ch_wake(co, CH_WAKE_INTR);
@@ -500,6 +505,7 @@ int ch_spawn_on(struct ch_sched *target, ch_coro **out, cohook_fn fn, void *arg,
   co->arg = arg;
   co->is_thread = is_thread;
   if (is_thread) ch_thread_inherit_name(co->name); /* as clone() copies the creator's comm */
+  if (is_thread) ch_sig_thread_init(co);            /* and the creator's signal mask */
   co->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed) & ~(uint64_t)CH_MAIN_ID_BIT;
   atomic_init(&co->park, CH_RUNNING);
   atomic_init(&co->join_state, detached ? CH_DETACHED : CH_JOINABLE);
