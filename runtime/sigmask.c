@@ -497,30 +497,39 @@ long ch_sig_timedwait(ch_coro *co, const sigset_t *setp, siginfo_t *info, uint64
 long ch_sig_signalfd_read(ch_coro *co, int fd, uint64_t set, bool nonblock, void *buf, size_t n) {
   if (n < sizeof(struct signalfd_siginfo)) return -EINVAL;
   set &= ~UNBLOCKABLE;
+  sigset_t k;
+  ch_sig_to_set(set, &k);
   for (;;) {
     siginfo_t info;
     int sig = take(co, set, &info);
-    if (sig) {
-      struct signalfd_siginfo f;
-      memset(&f, 0, sizeof f);
-      f.ssi_signo = (uint32_t)sig;
-      f.ssi_code = info.si_code;
-      f.ssi_pid = (uint32_t)info.si_pid;
-      f.ssi_uid = (uint32_t)info.si_uid;
-      f.ssi_ptr = (uint64_t)(uintptr_t)info.si_value.sival_ptr;
-      memcpy(buf, &f, sizeof f);
-      return (long)sizeof f;
+    /* What the process (or this worker) has pending: dequeued as the fd's read would, without
+     * ever blocking the worker on a blocking fd. */
+    if (!sig) {
+      struct timespec zero = {0, 0};
+      long r = ch_sys4(SYS_rt_sigtimedwait, &k, &info, &zero, _NSIG / 8);
+      if (r > 0) sig = (int)r;
+      else if (r != -EAGAIN) return r;
     }
-    long r = ch_sys(SYS_read, fd, buf, n);
-    if (r != -EAGAIN || nonblock) return r;
-    /* signal(7): a signalfd read is restarted after an SA_RESTART handler */
-    int w = wait_sig(co, set, fd, CH_INTR_NORESTART, CH_NO_DEADLINE, &info);
-    if (w == -EINTR) return -EINTR;
-    if (w > 0) { /* taken meanwhile: give it back to the top of the loop */
-      atomic_fetch_or(&co->pending_sigs, BIT(w));
-      continue;
+    if (!sig && nonblock) return -EAGAIN;
+    if (!sig) {
+      /* signal(7): a signalfd read is restarted after an SA_RESTART handler */
+      int w = wait_sig(co, set, fd, CH_INTR_NORESTART, CH_NO_DEADLINE, &info);
+      if (w == -EINTR) return -EINTR;
+      if (w < 0) return w;
+      if (w == 0) continue; /* the fd is readable: dequeue above */
+      sig = w;
     }
-    if (w < 0 && w != -EAGAIN) return w;
+    struct signalfd_siginfo f;
+    memset(&f, 0, sizeof f);
+    f.ssi_signo = (uint32_t)sig;
+    f.ssi_errno = info.si_errno;
+    f.ssi_code = info.si_code;
+    f.ssi_pid = (uint32_t)info.si_pid;
+    f.ssi_uid = (uint32_t)info.si_uid;
+    f.ssi_ptr = (uint64_t)(uintptr_t)info.si_value.sival_ptr;
+    if (sig == SIGCHLD) f.ssi_status = info.si_status;
+    memcpy(buf, &f, sizeof f);
+    return (long)sizeof f; /* one at a time (the kernel fills the buffer with as many as fit) */
   }
 }
 
