@@ -58,6 +58,8 @@ static uint64_t ts_deadline(const struct timespec *ts) {
     r_;                                                                                              \
   })
 
+static long libc_res(long r) { return r < 0 ? -errno : r; }
+
 static ch_coro *mask_coro(const sigset_t *mask) { return mask && !ch_tls_bypass ? ch_thread_self() : NULL; }
 
 CH_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask) {
@@ -67,6 +69,8 @@ CH_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, con
     CH_STAT_CALL(CH_FAM_POLL);
     return (int)ch_ret(MASKED(co, mask, ch_io_poll(fds, n, ts_deadline(ts))));
   }
+  /* Never the program's mask on a worker's own task: it would let signals in there. */
+  if (co) return (int)ch_ret(MASKED(co, mask, libc_res(REAL(ppoll)(fds, n, ts, NULL))));
   if (ch_tls_bypass || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || !expressible(fds, n))
     return REAL(ppoll)(fds, n, ts, mask);
   if (ts && (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 || ts->tv_sec < 0)) return (int)ch_ret(-EINVAL);
@@ -101,6 +105,8 @@ CH_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeva
 CH_EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts,
                       const sigset_t *mask) {
   ch_coro *co = mask_coro(mask);
+  if (co && ((ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || any_set(nfds, ex)))
+    return (int)ch_ret(MASKED(co, mask, libc_res(REAL(pselect)(nfds, rd, wr, ex, ts, NULL))));
   if (ch_tls_bypass || (mask && !co) || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || any_set(nfds, ex))
     return REAL(pselect)(nfds, rd, wr, ex, ts, mask);
   if (nfds < 0 || (ts && (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 || ts->tv_sec < 0)))
@@ -118,6 +124,7 @@ CH_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 
 CH_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
   ch_coro *co = mask_coro(mask);
+  if (co && timeout == 0) return (int)ch_ret(MASKED(co, mask, libc_res(REAL(epoll_pwait)(epfd, ev, max, 0, NULL))));
   if (ch_tls_bypass || (mask && !co) || timeout == 0) return REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
   CH_STAT_CALL(CH_FAM_POLL);
   if (co) return (int)ch_ret(MASKED(co, mask, ch_io_epoll_wait(epfd, ev, max, ch_ms_deadline(timeout))));
@@ -128,6 +135,8 @@ CH_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout
 CH_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts,
                            const sigset_t *mask) {
   ch_coro *co = mask_coro(mask);
+  if (co && ts && ts->tv_sec == 0 && ts->tv_nsec == 0)
+    return (int)ch_ret(MASKED(co, mask, libc_res(REAL(epoll_pwait2)(epfd, ev, max, ts, NULL))));
   if (ch_tls_bypass || (mask && !co) || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0))
     return REAL(epoll_pwait2)(epfd, ev, max, ts, mask);
   if (ts && (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 || ts->tv_sec < 0)) return (int)ch_ret(-EINVAL);

@@ -219,6 +219,47 @@ static void *ppoll_cases(void *arg) {
   return NULL;
 }
 
+/* signal(7): sigtimedwait, sigwaitinfo and sigsuspend are never restarted, SA_RESTART or not; a
+ * signalfd read is (it gets the signal sent after the handler ran). */
+static void *restart_cases(void *arg) {
+  (void)arg;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sig;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+  sigset_t one = only(SIGUSR1), s = only(SIGUSR2);
+  CHECK(pthread_sigmask(SIG_UNBLOCK, &one, NULL) == 0);
+  struct kick_sig k;
+  struct timespec ts = {3, 0};
+  int before = my_hits;
+  pthread_t kt = kick(&k, pthread_self(), SIGUSR1, 60, 0);
+  int r = sigtimedwait(&s, NULL, &ts);
+  printf("sigtimedwait, SA_RESTART handler of another signal: %s, handler ran %d\n", res(r, errno), my_hits - before);
+  CHECK(pthread_join(kt, NULL) == 0);
+  kt = kick(&k, pthread_self(), SIGUSR1, 60, 0);
+  r = sigwaitinfo(&s, NULL);
+  printf("sigwaitinfo, SA_RESTART handler: %s\n", res(r, errno));
+  CHECK(pthread_join(kt, NULL) == 0);
+  int fd = signalfd(-1, &s, SFD_CLOEXEC);
+  CHECK(fd >= 0);
+  struct kick_sig k2;
+  kt = kick(&k, pthread_self(), SIGUSR1, 60, 0);
+  pthread_t kt2 = kick(&k2, pthread_self(), SIGUSR2, 200, 0);
+  struct signalfd_siginfo f;
+  before = my_hits;
+  ssize_t n = read(fd, &f, sizeof f);
+  printf("signalfd read, SA_RESTART handler: %s signo USR2 %d, handler ran %d\n", res(n, errno),
+         f.ssi_signo == SIGUSR2, my_hits - before);
+  CHECK(pthread_join(kt, NULL) == 0 && pthread_join(kt2, NULL) == 0);
+  CHECK(close(fd) == 0);
+  CHECK(pthread_sigmask(SIG_BLOCK, &one, NULL) == 0);
+  sa.sa_flags = 0;
+  CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+  return NULL;
+}
+
 static void run(void *(*fn)(void *)) {
   pthread_t t;
   CHECK(pthread_create(&t, NULL, fn, NULL) == 0);
@@ -242,6 +283,7 @@ int main(void) {
   run(suspend_cases);
   run(signalfd_cases);
   run(ppoll_cases);
+  run(restart_cases);
   stop = 1;
   CHECK(pthread_join(tk, NULL) == 0);
   printf("USR2 handler runs (all were waited for): %d\n", usr2_hits);
