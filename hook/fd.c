@@ -142,7 +142,9 @@ CH_EXPORT int timerfd_create(int clk, int flags) {
 }
 CH_EXPORT int signalfd(int fd, const sigset_t *mask, int flags) {
   int r = REAL(signalfd)(fd, mask, flags);
-  return fd == -1 ? made(r, (flags & SFD_NONBLOCK) != 0) : r;
+  if (fd == -1) r = made(r, (flags & SFD_NONBLOCK) != 0);
+  if (r >= 0 && !ch_tls_bypass) ch_hook_signalfd_made(r, mask);
+  return r;
 }
 
 /* fclose closes its fd inside libc, where close() is not seen: forget what we knew of that number. */

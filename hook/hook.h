@@ -62,7 +62,8 @@ int __underflow(FILE *); /* exported by glibc (for its getc macros), declared by
   X(flock) X(lockf64) X(wait4) X(waitpid) X(wait) X(wait3) X(waitid) X(open) X(openat) X(fopen)      \
   X(fopen64) X(system) X(sendfile) X(sendfile64) X(splice) X(recvmmsg) X(sendmmsg) X(fgetc) X(getc)  \
   X(fgetc_unlocked) X(getc_unlocked) X(__uflow) X(__underflow) X(fgets) X(fgets_unlocked) X(getdelim) \
-  X(fread) X(fread_unlocked)
+  X(fread) X(fread_unlocked) X(pthread_sigmask) X(sigprocmask) X(sigpending) X(sigtimedwait)           \
+  X(sigwaitinfo) X(sigwait) X(sigsuspend) X(pause) X(raise) X(epoll_pwait2)
 
 struct ch_real {
 #define CH_REAL_FIELD(n) __typeof__(n) *n;
@@ -74,7 +75,10 @@ void ch_real_init(void);
 
 /* signal.c: run the program's handler on the current coroutine (the runtime's run_handler upcall);
  * whether sig's handler was installed with SA_RESTART. */
-bool ch_hook_run_handler(int sig);
+int ch_hook_run_handler(int sig, const siginfo_t *si);
+/* signalfd reads by coroutine-threads (CH_E_PASS: not one of ours to handle). */
+void ch_hook_signalfd_made(int fd, const sigset_t *mask);
+long ch_hook_signalfd_read(int fd, void *buf, size_t n);
 int ch_hook_intr_signal(void);
 bool ch_sig_restarts(int sig);
 

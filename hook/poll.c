@@ -1,8 +1,10 @@
 /*
  * poll.c — readiness multiplexers. A zero timeout is a plain look and goes to libc; otherwise we ask
  * the kernel with a zero timeout and, if nothing is ready, park on the fds' watchers and ask again.
- * The variants with a signal mask (ppoll, pselect, epoll_pwait) go to libc when a mask is given: the
- * mask must be swapped atomically with the wait, which only the kernel can do for a whole thread.
+ * The variants with a signal mask (ppoll, pselect, epoll_pwait, epoll_pwait2): on an OS thread they
+ * go to libc (the kernel swaps the thread's mask atomically with the wait); on a coroutine-thread the
+ * mask becomes the coroutine's own for the wait (runtime/sigmask.c): a pending signal it lets
+ * through ends the call with EINTR at once, one that arrives during the wait interrupts it.
  */
 #include "hook.h"
 
@@ -46,7 +48,29 @@ static uint64_t ts_deadline(const struct timespec *ts) {
   return ch_deadline_after((int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec);
 }
 
+/* A coroutine-thread's wait with a signal mask: MASKED(call) runs call under the mask, or ends with
+ * EINTR if a pending signal the mask lets through ran first. */
+#define MASKED(co, mask, call)                                                                       \
+  ({                                                                                                 \
+    uint64_t saved_;                                                                                 \
+    long r_ = ch_sig_mask_enter(co, mask, &saved_) ? (long)(call) : -EINTR;                          \
+    ch_sig_mask_leave(co, saved_);                                                                   \
+    r_;                                                                                              \
+  })
+
+static long libc_res(long r) { return r < 0 ? -errno : r; }
+
+static ch_coro *mask_coro(const sigset_t *mask) { return mask && !ch_tls_bypass ? ch_thread_self() : NULL; }
+
 CH_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask) {
+  ch_coro *co = mask_coro(mask);
+  if (co && !(ts && ts->tv_sec == 0 && ts->tv_nsec == 0) && expressible(fds, n)) {
+    if (ts && (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 || ts->tv_sec < 0)) return (int)ch_ret(-EINVAL);
+    CH_STAT_CALL(CH_FAM_POLL);
+    return (int)ch_ret(MASKED(co, mask, ch_io_poll(fds, n, ts_deadline(ts))));
+  }
+  /* Never the program's mask on a worker's own task: it would let signals in there. */
+  if (co) return (int)ch_ret(MASKED(co, mask, libc_res(REAL(ppoll)(fds, n, ts, NULL))));
   if (ch_tls_bypass || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || !expressible(fds, n))
     return REAL(ppoll)(fds, n, ts, mask);
   if (ts && (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 || ts->tv_sec < 0)) return (int)ch_ret(-EINVAL);
@@ -80,11 +104,15 @@ CH_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeva
 
 CH_EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts,
                       const sigset_t *mask) {
-  if (ch_tls_bypass || mask || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || any_set(nfds, ex))
+  ch_coro *co = mask_coro(mask);
+  if (co && ((ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || any_set(nfds, ex)))
+    return (int)ch_ret(MASKED(co, mask, libc_res(REAL(pselect)(nfds, rd, wr, ex, ts, NULL))));
+  if (ch_tls_bypass || (mask && !co) || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || any_set(nfds, ex))
     return REAL(pselect)(nfds, rd, wr, ex, ts, mask);
   if (nfds < 0 || (ts && (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 || ts->tv_sec < 0)))
     return (int)ch_ret(-EINVAL);
   CH_STAT_CALL(CH_FAM_POLL);
+  if (co) return (int)ch_ret(MASKED(co, mask, ch_io_select(nfds, rd, wr, ex, ts_deadline(ts))));
   return (int)ch_ret(ch_io_select(nfds, rd, wr, ex, ts_deadline(ts)));
 }
 
@@ -95,7 +123,25 @@ CH_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 }
 
 CH_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
-  if (ch_tls_bypass || mask || timeout == 0) return REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
+  ch_coro *co = mask_coro(mask);
+  if (co && timeout == 0) return (int)ch_ret(MASKED(co, mask, libc_res(REAL(epoll_pwait)(epfd, ev, max, 0, NULL))));
+  if (ch_tls_bypass || (mask && !co) || timeout == 0) return REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
   CH_STAT_CALL(CH_FAM_POLL);
+  if (co) return (int)ch_ret(MASKED(co, mask, ch_io_epoll_wait(epfd, ev, max, ch_ms_deadline(timeout))));
   return (int)ch_ret(ch_io_epoll_wait(epfd, ev, max, ch_ms_deadline(timeout)));
+}
+
+/* epoll_pwait2: a timespec timeout (NULL: none). */
+CH_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struct timespec *ts,
+                           const sigset_t *mask) {
+  ch_coro *co = mask_coro(mask);
+  if (co && ts && ts->tv_sec == 0 && ts->tv_nsec == 0)
+    return (int)ch_ret(MASKED(co, mask, libc_res(REAL(epoll_pwait2)(epfd, ev, max, ts, NULL))));
+  if (ch_tls_bypass || (mask && !co) || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0))
+    return REAL(epoll_pwait2)(epfd, ev, max, ts, mask);
+  if (ts && (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 || ts->tv_sec < 0)) return (int)ch_ret(-EINVAL);
+  if (max <= 0) return (int)ch_ret(-EINVAL);
+  CH_STAT_CALL(CH_FAM_POLL);
+  if (co) return (int)ch_ret(MASKED(co, mask, ch_io_epoll_wait(epfd, ev, max, ts_deadline(ts))));
+  return (int)ch_ret(ch_io_epoll_wait(epfd, ev, max, ts_deadline(ts)));
 }

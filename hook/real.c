@@ -75,6 +75,7 @@ static void find_allocator(void) {
 static const struct ch_upcalls upcalls = {
     .run_handler = ch_hook_run_handler,
     .intr_signal = ch_hook_intr_signal,
+    .sig_restarts = ch_sig_restarts,
 };
 
 /* Priority 101: before the program's and other libraries' ordinary constructors, which may already

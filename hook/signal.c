@@ -35,31 +35,49 @@ static void wrapper(int sig, siginfo_t *si, void *uc) {
   ch_tls_bypass--;
 }
 
-/* Run the program's handler for a pthread_kill'ed coroutine-thread, on that coroutine (an upcall:
- * real.c registers it with the runtime). */
-bool ch_hook_run_handler(int sig) {
+/* Run the program's handler for a signal delivered to the running coroutine-thread (pthread_kill,
+ * or a process-directed one the runtime handed it: si), on that coroutine (an upcall: real.c
+ * registers it with the runtime). Its mask meanwhile is its own plus sa_mask and the signal itself
+ * (unless SA_NODEFER), as the kernel sets a thread's. */
+int ch_hook_run_handler(int sig, const siginfo_t *given) {
   if (sig <= 0 || sig >= _NSIG || !atomic_load(&wrapped[sig])) {
     struct sigaction k;
     REAL(sigaction)(sig, NULL, &k);
-    if (k.sa_handler == SIG_DFL || k.sa_handler == SIG_IGN) {
-      if (k.sa_handler == SIG_DFL) kill(getpid(), sig); /* default action: the process's */
-      return true;
-    }
+    if (k.sa_handler == SIG_DFL) ch_sig_default(sig); /* the process's: terminate, stop ... */
+    if (k.sa_handler == SIG_DFL || k.sa_handler == SIG_IGN) return 0;
   }
   struct sigaction a = prog[sig];
+  if (a.sa_flags & SA_RESETHAND) { /* one-shot, as the kernel resets it on delivery */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, NULL);
+  }
   siginfo_t si;
-  memset(&si, 0, sizeof si);
-  si.si_signo = sig;
-  si.si_code = SI_TKILL;
-  si.si_pid = getpid();
-  si.si_uid = getuid();
-  int saved = errno;
+  if (given) {
+    si = *given;
+  } else {
+    memset(&si, 0, sizeof si);
+    si.si_signo = sig;
+    si.si_code = SI_TKILL;
+    si.si_pid = getpid();
+    si.si_uid = getuid();
+  }
+  ch_coro *co = ch_thread_self();
+  uint64_t saved = 0;
+  if (co) {
+    uint64_t m = atomic_load(&co->sigmask) | ch_sig_from_set(&a.sa_mask);
+    if (!(a.sa_flags & SA_NODEFER)) m |= 1ull << (sig - 1);
+    saved = ch_sig_mask_swap(co, m);
+  }
+  int saved_errno = errno;
   ch_tls_bypass++;
   if (a.sa_flags & SA_SIGINFO) a.sa_sigaction(sig, &si, NULL);
   else if (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN) a.sa_handler(sig);
   ch_tls_bypass--;
-  errno = saved;
-  return (a.sa_flags & SA_RESTART) != 0;
+  errno = saved_errno;
+  if (co) ch_sig_mask_swap(co, saved);
+  return CH_SIG_RAN | ((a.sa_flags & SA_RESTART) ? CH_SIG_RESTART : 0);
 }
 
 /* The upcall intr_signal: a signal the kernel would let interrupt a blocking syscall (a handler,
@@ -132,3 +150,140 @@ CH_EXPORT __sighandler_t bsd_signal(int sig, __sighandler_t h) { return install(
 /* glibc's signal() has BSD semantics: SA_RESTART, the signal blocked during its handler. It calls
  * its internal sigaction directly, so it must be provided here to be wrapped at all. */
 CH_EXPORT __sighandler_t signal(int sig, __sighandler_t h) { return install(sig, h, SA_RESTART, true); }
+
+/* ---- masks and waits of coroutine-threads (runtime/sigmask.c) ------------------------------------- *
+ *
+ * From a coroutine-thread these act on its own mask and pending set; from an OS thread they are
+ * libc's, and the main thread's mask is noted (the runtime dispatches the process-directed signals
+ * it blocks but some coroutine-thread does not). */
+
+static ch_coro *sig_coro(void) { return ch_tls_bypass ? NULL : ch_thread_self(); }
+
+/* The main thread's mask after a change it made through libc. */
+static void note_main(int how, const sigset_t *set, const sigset_t *old) {
+  if (!set || !ch_sig_on_main()) return;
+  uint64_t o = ch_sig_from_set(old), m = ch_sig_from_set(set);
+  ch_sig_main_mask(how == SIG_BLOCK ? o | m : how == SIG_UNBLOCK ? o & ~m : m);
+}
+
+CH_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old) {
+  ch_coro *co = sig_coro();
+  if (!co) {
+    sigset_t o;
+    int r = REAL(pthread_sigmask)(how, set, &o);
+    if (r == 0) {
+      note_main(how, set, &o);
+      if (old) *old = o;
+    }
+    return r;
+  }
+  return -ch_sig_procmask(co, how, set, old);
+}
+
+CH_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old) {
+  ch_coro *co = sig_coro();
+  if (!co) {
+    sigset_t o;
+    int r = REAL(sigprocmask)(how, set, &o);
+    if (r == 0) {
+      note_main(how, set, &o);
+      if (old) *old = o;
+    }
+    return r;
+  }
+  return (int)ch_ret(ch_sig_procmask(co, how, set, old));
+}
+
+CH_EXPORT int sigpending(sigset_t *set) {
+  ch_coro *co = sig_coro();
+  if (!co) return REAL(sigpending)(set);
+  ch_sig_pending(co, set);
+  return 0;
+}
+
+CH_EXPORT int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ts) {
+  ch_coro *co = sig_coro();
+  if (!co) return REAL(sigtimedwait)(set, info, ts);
+  if (ts && (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 || ts->tv_sec < 0)) return (int)ch_ret(-EINVAL);
+  CH_STAT_CALL(CH_FAM_SLEEP);
+  uint64_t deadline = !ts ? CH_NO_DEADLINE
+                      : ts->tv_sec == 0 && ts->tv_nsec == 0
+                          ? 0
+                          : ch_deadline_after((int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec);
+  return (int)ch_ret(ch_sig_timedwait(co, set, info, deadline));
+}
+
+CH_EXPORT int sigwaitinfo(const sigset_t *set, siginfo_t *info) {
+  if (!sig_coro()) return REAL(sigwaitinfo)(set, info);
+  return sigtimedwait(set, info, NULL);
+}
+
+/* POSIX: sigwait is not interrupted by handlers (glibc retries on EINTR); returns the error. */
+CH_EXPORT int sigwait(const sigset_t *set, int *sig) {
+  ch_coro *co = sig_coro();
+  if (!co) return REAL(sigwait)(set, sig);
+  CH_STAT_CALL(CH_FAM_SLEEP);
+  long r;
+  do r = ch_sig_timedwait(co, set, NULL, CH_NO_DEADLINE);
+  while (r == -EINTR);
+  if (r < 0) return (int)-r;
+  *sig = (int)r;
+  return 0;
+}
+
+CH_EXPORT int sigsuspend(const sigset_t *mask) {
+  ch_coro *co = sig_coro();
+  if (!co) return REAL(sigsuspend)(mask);
+  CH_STAT_CALL(CH_FAM_SLEEP);
+  return (int)ch_ret(ch_sig_suspend(co, mask));
+}
+
+CH_EXPORT int pause(void) {
+  ch_coro *co = sig_coro();
+  if (!co) return REAL(pause)();
+  CH_STAT_CALL(CH_FAM_SLEEP);
+  return (int)ch_ret(ch_sig_suspend(co, NULL));
+}
+
+/* raise() is a tgkill to the calling task: for a coroutine-thread, its own pending set, and a
+ * signal it does not block is handled before raise returns, as natively. */
+CH_EXPORT int raise(int sig) {
+  ch_coro *co = sig_coro();
+  if (!co) return REAL(raise)(sig);
+  if (sig <= 0 || sig >= _NSIG) return (int)ch_ret(-EINVAL);
+  ch_coro_kill(co, sig, ch_sig_restarts(sig));
+  ch_sig_deliver(co);
+  return 0;
+}
+
+/* ---- signalfd: reads by a coroutine-thread see its own pending signals too, and park ---------- */
+
+#define SFD_MAX 4096
+static struct {
+  _Atomic uint64_t mask;
+  _Atomic uint32_t gen; /* the fd's generation when made (fdtab.c): a reused number is no match */
+  _Atomic bool on;
+} sfds[SFD_MAX];
+
+void ch_hook_signalfd_made(int fd, const sigset_t *mask) {
+  if (fd < 0 || fd >= SFD_MAX) return;
+  atomic_store(&sfds[fd].mask, ch_sig_from_set(mask));
+  atomic_store(&sfds[fd].gen, ch_fd_gen(fd));
+  atomic_store(&sfds[fd].on, true);
+}
+
+long ch_hook_signalfd_read(int fd, void *buf, size_t n) {
+  ch_coro *co = sig_coro();
+  if (!co || fd < 0 || fd >= SFD_MAX || !atomic_load(&sfds[fd].on) || atomic_load(&sfds[fd].gen) != ch_fd_gen(fd))
+    return CH_E_PASS;
+  struct ch_fdinfo *fi = ch_fd_info(fd);
+  bool nonblock = fi && atomic_load(&fi->user_nonblock);
+  return ch_sig_signalfd_read(co, fd, atomic_load(&sfds[fd].mask), nonblock, buf, n);
+}
+
+/* Keep the wrapper's view of the main thread's mask from the start (we run on it, at load). */
+__attribute__((constructor(102))) static void sig_main_init(void) {
+  sigset_t cur;
+  REAL(sigprocmask)(SIG_BLOCK, NULL, &cur);
+  ch_sig_init_main(ch_sig_from_set(&cur));
+}

@@ -40,6 +40,7 @@ CH_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*f
   int r = ch_thread_create(&co, fn, arg, requested_stack(attr), ds == PTHREAD_CREATE_DETACHED);
   if (r < 0) return -r; /* EAGAIN, as glibc when out of memory or mappings */
   *t = (pthread_t)co;
+  ch_sig_update(); /* its mask may let through what nobody else did */
   return 0;
 }
 
@@ -88,7 +89,10 @@ CH_EXPORT void pthread_exit(void *ret) {
   if (self && self->own_tcb) ch_thread_exit(ret);
   if (self) ch_coro_exit_now(ret);
   ch_keys_thread_exit(); /* an OS thread (main, typically): our keys are not glibc's to destroy */
-  if (getpid() == (pid_t)syscall(SYS_gettid)) ch_thread_main_exiting();
+  if (getpid() == (pid_t)syscall(SYS_gettid)) {
+    ch_sig_main_mask(~0ull); /* an exiting leader takes no signals: the others must */
+    ch_thread_main_exiting();
+  }
   REAL(pthread_exit)(ret);
   __builtin_unreachable();
 }

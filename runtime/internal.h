@@ -239,6 +239,16 @@ struct cohook_coro {
   unsigned nrobust;          /* [self] */
   unsigned pins;             /* [self] glibc-kept mutexes it holds, whose owner glibc records by tid
                                 (handoff.c: its scheduler is then never handed to another OS thread) */
+  /* Its signal mask and signal waits (sigmask.c; signal n is bit n-1). */
+  _Atomic uint64_t sigmask;      /* [atomic] blocked signals: written by itself, read by signallers */
+  _Atomic uint64_t sigwait_set;  /* [atomic] blocked signals whose arrival ends its wait (sigwait, a
+                                    signalfd read); 0 outside such a wait */
+  _Atomic uint64_t pending_proc; /* [atomic] which pending_sigs were process-directed (their siginfo
+                                    is sigmask.c's) */
+  unsigned sig_handled;          /* [self] handlers run on it: sigsuspend waits for this to move */
+  int sig_slot;                  /* [self] its entry in sigmask.c's table of masks in use */
+  bool sig_waiting;              /* [self] in a wait a handler ends even if it ran as the wait
+                                    began (sigsuspend, pause, sigwait, ppoll's mask ...) */
 };
 typedef struct cohook_coro ch_coro;
 /* Bytes a coroutine's control block takes at the top of its stack (sched.c, ch_spawn_on). */
@@ -734,5 +744,36 @@ int ch_monitor_running(void); /* 1 if this process has a monitor */
 void ch_monitor_init_probe(void);
 int ch_monitor_probe_signal(void); /* SIGURG if that handler is ours (workers leave it unblocked), else 0 */
 int ch_os_threads(void);           /* the process's OS threads now (/proc/self/stat) */
+
+/* ---- sigmask.c: signal masks, pending signals and signal waits of coroutine-threads ------------- */
+
+/* Signal n is bit n-1 (n = 1..64), as in the first word of glibc's sigset_t. */
+uint64_t ch_sig_from_set(const sigset_t *s);
+void ch_sig_to_set(uint64_t m, sigset_t *s);
+/* The hook layer, at load, on the main thread: its mask then. Later changes: ch_sig_main_mask. */
+void ch_sig_init_main(uint64_t mask);
+bool ch_sig_on_main(void); /* the caller runs on the program's main thread (its own TLS) */
+void ch_sig_main_mask(uint64_t mask);
+/* A coroutine-thread is made (ch_spawn_on: the creator's mask) / ends (ch_thread_on_exit). */
+void ch_sig_thread_init(ch_coro *co);
+void ch_sig_thread_exit(ch_coro *co);
+/* After a thread was made: start or widen the runtime's dispatch of process-directed signals. */
+void ch_sig_update(void);
+void ch_sig_after_fork(void); /* the child: the forking coroutine-thread's mask becomes the kernel's */
+/* Run co's deliverable pending signals' handlers (co running; sched.c's run_pending). */
+void ch_sig_deliver(ch_coro *co);
+/* pthread_sigmask for a coroutine-thread: 0 or -EINVAL. */
+int ch_sig_procmask(ch_coro *co, int how, const sigset_t *set, sigset_t *old);
+uint64_t ch_sig_mask_swap(ch_coro *co, uint64_t mask); /* raw: a handler's sa_mask */
+void ch_sig_pending(ch_coro *co, sigset_t *out);
+long ch_sig_timedwait(ch_coro *co, const sigset_t *set, siginfo_t *info, uint64_t deadline);
+long ch_sig_signalfd_read(ch_coro *co, int fd, uint64_t set, bool nonblock, void *buf, size_t n);
+long ch_sig_suspend(ch_coro *co, const sigset_t *mask); /* mask NULL: pause() */
+/* ppoll/pselect/epoll_pwait's mask around the wait; false: a pending signal ran (-> EINTR). */
+bool ch_sig_mask_enter(ch_coro *co, const sigset_t *mask, uint64_t *saved);
+void ch_sig_mask_leave(ch_coro *co, uint64_t saved);
+void ch_sig_default(int sig); /* sig's default action, taken on this OS thread */
+/* run_handler upcall results */
+enum { CH_SIG_RESTART = 1, CH_SIG_RAN = 2 };
 
 #endif /* CH_INTERNAL_H */

@@ -80,9 +80,12 @@ static inline const struct ch_platform *ch_plat(void) {
 
 /* Upcalls: what the runtime asks of the hook layer. */
 struct ch_upcalls {
-  /* Run the program's handler for sig on the current coroutine, as if delivered to this thread;
-   * returns whether it was installed with SA_RESTART. */
-  bool (*run_handler)(int sig);
+  /* Run the program's handler for sig on the current coroutine, as if delivered to this thread,
+   * with si (NULL: as pthread_kill sends it); returns CH_SIG_RAN if a handler ran, CH_SIG_RESTART
+   * if it was installed with SA_RESTART. */
+  int (*run_handler)(int sig, const siginfo_t *si);
+  /* Whether sig's handler was installed with SA_RESTART. */
+  bool (*sig_restarts)(int sig);
   /* A signal whose handler (the program's, wrapped) was installed without SA_RESTART or
    * SA_RESETHAND, or 0: what an offload helper leaves unblocked, to be kicked out of its blocking
    * syscall with EINTR (offload.c). */

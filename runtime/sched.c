@@ -302,14 +302,19 @@ static ch_coro *next_ready(struct ch_sched *s) {
 
 ch_coro *ch_sched_next_ready(struct ch_sched *s) { return next_ready(s); }
 
-static void run_pending(ch_coro *self) {
-  uint64_t bits = atomic_exchange_explicit(&self->pending_sigs, 0, memory_order_acq_rel);
-  for (int sig = 1; bits && sig <= 64; sig++, bits >>= 1)
-    if ((bits & 1) && ch_upcalls && ch_upcalls->run_handler) ch_upcalls->run_handler(sig);
-}
+/* The handlers of pending signals its mask lets through (sigmask.c). */
+static void run_pending(ch_coro *self) { ch_sig_deliver(self); }
 
 void ch_coro_kill(ch_coro *co, int sig, bool restart) {
-  atomic_fetch_or_explicit(&co->pending_sigs, 1ull << (sig - 1), memory_order_acq_rel);
+  uint64_t bit = 1ull << (sig - 1);
+  atomic_fetch_or_explicit(&co->pending_sigs, bit, memory_order_seq_cst);
+  /* Blocked by its own mask: pending until unblocked (the unblocking runs it, sigmask.c); only a
+   * wait for that very signal (sigwait & co, a signalfd read) is woken. Both sides store, then load
+   * the other's word (seq_cst): a mask change racing with us sees the bit, or we see the new mask. */
+  if (atomic_load_explicit(&co->sigmask, memory_order_seq_cst) & bit) {
+    if (atomic_load_explicit(&co->sigwait_set, memory_order_seq_cst) & bit) ch_wake(co, CH_WAKE_INTR);
+    return;
+  }
   /* Racy by nature, as signals are: the target's state is looked at now. If it is not parked in an
    * interruptible call, the handler runs when it next blocks. */
   if (co->intr == CH_INTR_ALWAYS || (co->intr == CH_INTR_NORESTART && !restart)) ch_wake(co, CH_WAKE_INTR);
@@ -402,6 +407,8 @@ static void finish(struct ch_sched *s, ch_coro *self, void *retval) {
   if (self->is_thread) {
     ch_ident_exit(self); /* C++ thread_local destructors first, then keys: glibc's order */
     ch_thread_on_exit(self);
+  } else if (self->own_tcb) {
+    ch_ident_exit(self); /* a runtime coroutine on a worker: its block is reused as a thread's is */
   }
   /* In a fork() child this coroutine became the process's only thread (ch_sched_after_fork): its
    * end ends the process as exit(0) would. */
@@ -502,7 +509,10 @@ int ch_spawn_on(struct ch_sched *target, ch_coro **out, cohook_fn fn, void *arg,
    * coroutine has ended and its handle is released (coro_unref). */
   /* A size the program asked for is the stack it gets: its thread identity and control block come
    * on top, as glibc counts TLS inside PTHREAD_STACK_MIN. (Default-size stacks hold both.) */
-  bool ident = is_thread && ch_ident_enabled();
+  /* Every coroutine on a worker gets a thread identity of its own, the runtime's too (sigmask.c's
+   * dispatcher): a worker's scheduler may move to another OS thread (handoff.c), and a coroutine on
+   * its OS thread's TLS would then run under another thread's. */
+  bool ident = (is_thread || target->is_worker) && ch_ident_enabled();
   if (stack_size) stack_size += (ident ? ch_ident_reserve() : 0) + CH_CORO_RESERVE;
   struct ch_stack st;
   int rc = ch_stack_get(ch_tls_sched, stack_size ? stack_size : ch_config.stack_size, &st);
@@ -533,6 +543,7 @@ int ch_spawn_on(struct ch_sched *target, ch_coro **out, cohook_fn fn, void *arg,
   co->arg = arg;
   co->is_thread = is_thread;
   if (is_thread) ch_thread_inherit_name(co->name); /* as clone() copies the creator's comm */
+  if (is_thread) ch_sig_thread_init(co);            /* and the creator's signal mask */
   co->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed) & ~(uint64_t)CH_MAIN_ID_BIT;
   atomic_init(&co->park, CH_RUNNING);
   atomic_init(&co->join_state, detached ? CH_DETACHED : CH_JOINABLE);

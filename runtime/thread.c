@@ -231,6 +231,7 @@ void ch_thread_main_exiting(void) {
 void ch_thread_on_exit(ch_coro *co) {
   run_destructors(&co->keys, &co->nkeys);
   ch_robust_owner_died(co);
+  ch_sig_thread_exit(co);
   if (atomic_fetch_sub(&live_threads, 1) == 1 && atomic_load(&main_gone)) exit(0);
 }
 

@@ -191,10 +191,10 @@ static void test_cross_thread_join(void **state) {
  * a join and on a timer; a kicker signals them many times before waking them for real. Under ASan
  * and valgrind this catches a waiter that returns while its on-stack entry is still linked. */
 static _Atomic int handler_runs;
-static bool count_handler(int sig) {
-  (void)sig;
+static int count_handler(int sig, const siginfo_t *si) {
+  (void)sig, (void)si;
   atomic_fetch_add(&handler_runs, 1);
-  return true;
+  return CH_SIG_RAN | CH_SIG_RESTART;
 }
 static const struct ch_upcalls counting = {.run_handler = count_handler};
 
