@@ -62,7 +62,7 @@ int __underflow(FILE *); /* exported by glibc (for its getc macros), declared by
   X(flock) X(lockf64) X(wait4) X(waitpid) X(wait) X(wait3) X(waitid) X(open) X(openat) X(fopen)      \
   X(fopen64) X(system) X(sendfile) X(sendfile64) X(splice) X(recvmmsg) X(sendmmsg) X(fgetc) X(getc)  \
   X(fgetc_unlocked) X(getc_unlocked) X(__uflow) X(__underflow) X(fgets) X(fgets_unlocked) X(getdelim) \
-  X(fread) X(fread_unlocked)
+  X(fread) X(fread_unlocked) X(clock_gettime) X(clock_getres) X(getrusage)
 
 struct ch_real {
 #define CH_REAL_FIELD(n) __typeof__(n) *n;

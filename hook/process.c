@@ -13,7 +13,10 @@
 
 CH_EXPORT pid_t fork(void) {
   pid_t p = REAL(fork)();
-  if (p == 0) ch_sched_after_fork();
+  if (p == 0) {
+    ch_sched_after_fork();
+    ch_cpuclock_after_fork(ch_thread_self());
+  }
   return p;
 }
 

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "cohook.h"
+#include "cpuclock.h"
 #include "platform.h"
 #include "stats.h"
 
@@ -233,6 +234,7 @@ struct cohook_coro {
                                 (condvar, join); io waits, sleeps and semaphores go by `intr` */
   void *robust[8];           /* [self] robust glibc mutexes it holds (gsync.c), for owner-death */
   unsigned nrobust;          /* [self] */
+  struct ch_cpuclock cpu;    /* its CPU time, once the program asks for thread CPU clocks (cpuclock.h) */
 };
 typedef struct cohook_coro ch_coro;
 /* Bytes a coroutine's control block takes at the top of its stack (sched.c, ch_spawn_on). */
@@ -339,7 +341,8 @@ void ch_sched_drain_inbox(struct ch_sched *s);
 
 static inline uint64_t ch_now_ns(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
+  /* vDSO: no syscall. libc's: in the preload clock_gettime is our own hook (hook/time.c). */
+  ch_plat()->clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 static inline uint64_t ch_deadline_after(int64_t timeout_ns) {
