@@ -16,6 +16,7 @@ CH_EXPORT pid_t fork(void) {
   if (p == 0) {
     ch_sched_after_fork();
     ch_sig_after_fork();
+    ch_cpuclock_after_fork(ch_thread_self());
   }
   return p;
 }

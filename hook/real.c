@@ -40,6 +40,7 @@ void ch_platform_fill(void) {
       .funlockfile = ch_real.funlockfile,
       .thread_exit = ch_real.pthread_exit,
       .setspecific = ch_real.pthread_setspecific,
+      .clock_gettime = ch_real.clock_gettime,
   };
   /* Last: ch_plat() takes a non-NULL thread_create as "filled". */
   __atomic_store_n(&ch_platform.thread_create, ch_real.pthread_create, __ATOMIC_RELEASE);

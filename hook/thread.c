@@ -222,9 +222,12 @@ CH_EXPORT int pthread_setaffinity_np(pthread_t t, size_t size, const cpu_set_t *
   return 0; /* a coroutine-thread runs where its worker runs */
 }
 
+/* A coroutine-thread's CPU clock is the runtime's (runtime/cpuclock.c); clock_gettime answers for it.
+ * ESRCH for a thread that has ended (glibc would hand out an id that names nothing). */
 CH_EXPORT int pthread_getcpuclockid(pthread_t t, clockid_t *clk) {
-  if (!ch_thread_of(t)) return REAL(pthread_getcpuclockid)(t, clk);
-  return ENOTSUP;
+  ch_coro *co = ch_thread_of(t);
+  if (!co) return REAL(pthread_getcpuclockid)(t, clk);
+  return -ch_cpuclock_id(co, clk);
 }
 
 CH_EXPORT int pthread_cancel(pthread_t t) {

@@ -67,3 +67,49 @@ CH_EXPORT int clock_nanosleep(clockid_t clk, int flags, const struct timespec *r
   }
   return 0;
 }
+
+/* ---- CPU-time clocks: a coroutine-thread's own (runtime/cpuclock.c) ---------------------------------
+ * The kernel's thread CPU clock measures the OS thread, which runs many coroutine-threads: the calling
+ * thread's clock (CLOCK_THREAD_CPUTIME_ID) and the ids pthread_getcpuclockid gives for
+ * coroutine-threads are answered from the runtime's accounting. Every other clock — the wall and
+ * monotonic clocks above all, which programs read constantly — goes straight on to libc's vDSO call:
+ * one compare and one indirect call more than natively. times() and clock() stay process-wide, as
+ * natively (clock() reaches the kernel inside libc, not through this hook). */
+
+static int cpu_clock_gettime(clockid_t clk, struct timespec *ts) {
+  ch_coro *self = ch_tls_bypass ? NULL : ch_thread_self();
+  uint64_t ns;
+  if (clk == CLOCK_THREAD_CPUTIME_ID && self) {
+    ns = ch_cpuclock_self(self);
+  } else if (ch_cpuclock_is_ours(clk) && !ch_tls_bypass) {
+    int r = ch_cpuclock_get(clk, self, &ns);
+    if (r < 0) return (int)ch_ret(r);
+  } else {
+    return REAL(clock_gettime)(clk, ts);
+  }
+  ns_ts((int64_t)ns, ts);
+  return 0;
+}
+
+CH_EXPORT int clock_gettime(clockid_t clk, struct timespec *ts) {
+  if (CH_LIKELY(clk >= 0 && clk != CLOCK_THREAD_CPUTIME_ID)) return REAL(clock_gettime)(clk, ts);
+  return cpu_clock_gettime(clk, ts);
+}
+
+/* Our ids name a clock of nanosecond resolution while their thread lives, as the kernel's do. */
+CH_EXPORT int clock_getres(clockid_t clk, struct timespec *res) {
+  uint64_t ns;
+  if (!ch_cpuclock_is_ours(clk) || ch_tls_bypass) return REAL(clock_getres)(clk, res);
+  int r = ch_cpuclock_get(clk, ch_thread_self(), &ns);
+  if (r < 0) return (int)ch_ret(r);
+  if (res) *res = (struct timespec){.tv_sec = 0, .tv_nsec = 1};
+  return 0;
+}
+
+/* RUSAGE_THREAD from a coroutine-thread: its own CPU time (split into user and system time as the
+ * kernel splits its OS thread's, see cpuclock.c); everything else is the kernel's answer. */
+CH_EXPORT int getrusage(int who, struct rusage *ru) {
+  ch_coro *self = who == RUSAGE_THREAD && !ch_tls_bypass ? ch_thread_self() : NULL;
+  if (!self) return REAL(getrusage)(who, ru);
+  return (int)ch_ret(ch_cpuclock_rusage_thread(self, ru));
+}

@@ -64,7 +64,7 @@ static int abs_deadline(clockid_t clk, const struct timespec *abs, uint64_t *out
   }
   if (!ts_ok(abs)) return -EINVAL;
   struct timespec now;
-  clock_gettime(clk, &now);
+  ch_plat()->clock_gettime(clk, &now);
   int64_t rel = (int64_t)(abs->tv_sec - now.tv_sec) * 1000000000 + (abs->tv_nsec - now.tv_nsec);
   *out = rel <= 0 ? ch_now_ns() : ch_deadline_after(rel);
   return 0;
@@ -304,7 +304,7 @@ static int shared_cond_wait(pthread_cond_t *cv, pthread_mutex_t *m, clockid_t cl
   }
   for (;;) {
     struct timespec now, slice;
-    clock_gettime(clk, &now);
+    ch_plat()->clock_gettime(clk, &now);
     slice = now;
     slice.tv_nsec += COND_SLICE_NS;
     if (slice.tv_nsec >= 1000000000) slice.tv_sec++, slice.tv_nsec -= 1000000000;

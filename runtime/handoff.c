@@ -105,6 +105,7 @@ static void m_schedule(struct ch_m *m, struct ch_sched *s) {
   __sanitizer_start_switch_fiber(&g0->asan_fake_stack, next->stack.lo, next->stack.size);
 #endif
   g0->saved_errno = errno;
+  ch_cpuclock_switch(&g0->cpu, &next->cpu, m->tid);
   if (g0->tp != next->tp) ch_tls_set_tp(next->tp);
   ch_coro *lost = ch_ctx_jump(&g0->sp, next->sp, g0);
   /* Back on our own stack and thread pointer (ch_rt_lost installed it): s is another M's now. */
@@ -208,6 +209,7 @@ void ch_m_run_worker(struct ch_sched *s) {
 /* Give up this OS thread: jump to its g0, which queues us on s; we come back on s's new M. */
 static __attribute__((noinline)) void lose(struct ch_m *m, struct ch_sched *s, ch_coro *self) {
   self->saved_errno = errno;
+  ch_cpuclock_switch(&self->cpu, &m->g0.cpu, m->tid); /* its slice on this OS thread ends here */
 #ifdef CH_ASAN
   __sanitizer_start_switch_fiber(&self->asan_fake_stack, m->g0_stack_lo, m->g0_stack_size);
 #endif

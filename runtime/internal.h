@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "cohook.h"
+#include "cpuclock.h"
 #include "platform.h"
 #include "stats.h"
 
@@ -249,6 +250,7 @@ struct cohook_coro {
   int sig_slot;                  /* [self] its entry in sigmask.c's table of masks in use */
   bool sig_waiting;              /* [self] in a wait a handler ends even if it ran as the wait
                                     began (sigsuspend, pause, sigwait, ppoll's mask ...) */
+  struct ch_cpuclock cpu;    /* its CPU time, once the program asks for thread CPU clocks (cpuclock.h) */
 };
 typedef struct cohook_coro ch_coro;
 /* Bytes a coroutine's control block takes at the top of its stack (sched.c, ch_spawn_on). */
@@ -370,7 +372,8 @@ void ch_sched_drain_inbox(struct ch_sched *s);
 
 static inline uint64_t ch_now_ns(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no syscall */
+  /* vDSO: no syscall. libc's: in the preload clock_gettime is our own hook (hook/time.c). */
+  ch_plat()->clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 static inline uint64_t ch_deadline_after(int64_t timeout_ns) {

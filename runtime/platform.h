@@ -67,6 +67,9 @@ struct ch_platform {
    * (cleanup handlers, C++ destructors) back to coro_entry's unwind buffer (thread.c). */
   void (*thread_exit)(void *);
   int (*setspecific)(pthread_key_t, const void *);
+  /* libc's clock_gettime (the vDSO): the hook layer interposes it for the thread CPU clocks
+   * (cpuclock.h), so the runtime's own clock reads (ch_now_ns) go here. */
+  int (*clock_gettime)(clockid_t, struct timespec *);
 };
 
 /* Defined once per product (see above); complete once ch_platform_fill() has run. */

@@ -28,6 +28,7 @@ void ch_platform_fill(void) {
       .funlockfile = funlockfile,
       .thread_exit = pthread_exit,
       .setspecific = pthread_setspecific,
+      .clock_gettime = clock_gettime,
   };
   /* Last: ch_plat() takes a non-NULL thread_create as "filled". */
   __atomic_store_n(&ch_platform.thread_create, pthread_create, __ATOMIC_RELEASE);

@@ -198,6 +198,7 @@ static inline void switch_to(struct ch_sched *s, ch_coro *from, ch_coro *to) {
 #endif
   s->current = to;
   s->nswitch++;
+  ch_cpuclock_switch(&from->cpu, &to->cpu, s->tid); /* one load until CPU clocks are asked for */
   /* The target's thread identity: from here to the jump this code touches no TLS (ident.c). */
   if (from->tp != to->tp) ch_tls_set_tp(to->tp);
   ch_ctx_jump(&from->sp, to->sp, from);
@@ -491,6 +492,7 @@ static void coro_exit(struct ch_sched *s, ch_coro *self) {
 #endif
   s->current = next;
   s->nswitch++;
+  ch_cpuclock_switch(NULL, &next->cpu, s->tid);
   if (s->zombie.tp != next->tp) ch_tls_set_tp(next->tp);
   ch_ctx_jump(&s->dead_sp_sink, next->sp, NULL);
   __builtin_unreachable();

@@ -229,6 +229,7 @@ void ch_thread_main_exiting(void) {
 }
 
 void ch_thread_on_exit(ch_coro *co) {
+  ch_cpuclock_thread_exit(co); /* its clock ids name nothing from here on */
   run_destructors(&co->keys, &co->nkeys);
   ch_robust_owner_died(co);
   ch_sig_thread_exit(co);
