@@ -388,7 +388,11 @@ if [ -n "$tsv" ]; then
       [[ "$tps" =~ ^[0-9.]+$ ]] || tps=0
       if [[ "$p99" =~ ^[0-9.]+$ ]]; then p99=$(awk -v x="$p99" 'BEGIN { printf "%.0f", x * 1000 }'); else p99=0; fi
       [[ "$e" =~ ^[0-9]+$ ]] && [[ "$r" =~ ^[0-9]+$ ]] && errs=$((e + r))
-      [ -z "${R[$k,note]}" ] || errs="${errs} (${R[$k,note]})"
+      case "${R[$k,note]}" in
+        "") ;;
+        "never ready"*) errs="$errs (never ready)" ;;
+        *) errs="$errs (${R[$k,note]})" ;;
+      esac
       printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$m" "$threads" "$tps" "$p99" "$errs" \
         "${R[$k,rss]}" "-" "${R[$k,threads]}" "-" >>"$tsv"
     done
