@@ -280,7 +280,7 @@ run() {
     timeout -k 5 600 "${sb[@]}" prepare >"$dir/prepare.log" 2>&1 || st=$?
     if [ "$st" != 0 ]; then
       note="sysbench prepare: $(describe_status "$st")"
-      [ "$st" = 124 ] && hung="sysbench prepare timed out (600 s)"
+      [ "$st" = 124 ] && hung="sysbench prepare timed out (600 s)" && note=$hung
       tail -5 "$dir/prepare.log" | sed 's/^/    /'
     else
       echo "   prepared $tables x $table_size rows in $((SECONDS - p0)) s"
@@ -301,8 +301,8 @@ run() {
       "reconnects ${R[$k,reconnects]}, p99 ${R[$k,p99]} ms, $(describe_status "$st")"
     if [ "$st" != 0 ] || [ "${R[$k,tps]}" = - ]; then
       note="sysbench run: $(describe_status "$st")"
-      [ "$st" = 124 ] && hung="sysbench run timed out ($((secs + 120)) s)"
-      grep -iE 'fatal|error|alert' "$dir/run.log" | head -5 | sed 's/^/    /'
+      [ "$st" = 124 ] && hung="sysbench run timed out ($((secs + 120)) s)" && note=$hung
+      { grep -iE 'fatal|error|alert' "$dir/run.log" || tail -3 "$dir/run.log"; } | head -5 | sed 's/^/    /'
     elif [ "${R[$k,reconnects]}" != 0 ]; then
       note="reconnects"
     fi
@@ -358,7 +358,8 @@ done
 echo
 echo "$("$mariadbd" --version | sed 's/.*Ver \([^ ]*\) .*/MariaDB \1/'), $(sysbench --version)," \
   "oltp_read_write $tables x $table_size rows, $threads threads, ${secs} s; $(nproc) CPUs;" \
-  "preloaded: $(basename "$COHOOK_CMD") $("$COHOOK_CMD" -V 2>/dev/null | head -1 | sed 's/^cohook //')"
+  "preloaded: $(basename "$COHOOK_CMD") $("$COHOOK_CMD" -V 2>/dev/null | head -1 | sed 's/^cohook //')" \
+  "$(env | grep '^COHOOK_' | grep -v '^COHOOK_CMD=' | sort | tr '\n' ' ' || true)"
 echo "(errors: ignored errors, i.e. deadlocks sysbench retried; each column native/preloaded)"
 printf '%-10s %11s %14s %6s %9s %11s %10s %11s\n' variant "native tps" "preloaded tps" ratio errors reconnects "check ok" "OS threads"
 for v in "${variants[@]}"; do
