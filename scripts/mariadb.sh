@@ -116,6 +116,8 @@ diagnose() {
     for t in /proc/"$pid"/task/*; do
       echo "$(basename "$t") $(cat "$t/comm" 2>/dev/null) [$(cat "$t/syscall" 2>/dev/null)] $(cat "$t/wchan" 2>/dev/null)"
     done
+    echo "## the last lines of its error log"
+    tail -15 "$dir/error.log" 2>/dev/null
     echo "## kernel stacks"
     for t in /proc/"$pid"/task/*; do
       echo "-- $(basename "$t") $(cat "$t/comm" 2>/dev/null)"
@@ -246,16 +248,16 @@ run() {
       wait "$mpid" || st=$?
       mpid=""
       what="died at start: $(describe_status "$st")"
-      echo "   mariadbd $what"
+      echo "   mariadbd $what; the last lines of its error log:"
+      tail -8 "$dir/error.log" 2>/dev/null | sed 's/^/    /'
     else
       what="never ready: no answer to mysqladmin ping within ${ready_timeout} s"
-      echo "   mariadbd $what"
+      echo "   mariadbd $what; the last lines of its error log:"
+      tail -8 "$dir/error.log" 2>/dev/null | sed 's/^/    /'
       diagnose "$mpid" "$mode" "$results/mariadb-hang-aio=$variant-$mode.txt" "$what"
       stop_server hung
       what="$what (stopped: $down)"
     fi
-    echo "   last lines of its error log:"
-    tail -8 "$dir/error.log" 2>/dev/null | sed 's/^/    /'
     kill "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
     sampler=""
