@@ -9,6 +9,7 @@
 #   COHOOK_CMD=/path/to/cohook scripts/mariadb.sh   (default: build/cohook, built if missing; any
 #                                                   COHOOK_* knob in the environment reaches the preload)
 #   scripts/mariadb.sh --tsv FILE         also append the rows to FILE in scripts/demo.sh's format
+#   COHOOK_LOG=warn scripts/mariadb.sh    a server that hangs preloaded shows the preload's stall reports
 #
 # For each variant (aio=native: the default configuration, where InnoDB submits its reads and writes
 # through io_uring or libaio; aio=off: the same plus --innodb-use-native-aio=0, InnoDB's simulated AIO
@@ -107,7 +108,8 @@ describe_status() {
 # ---- diagnostics of a server that hangs ----------------------------------------------------------------
 # diagnose PID MODE FILE WHAT: what every OS thread of PID is doing (kernel side: the syscall it is in and
 # its wait channel, its kernel stack; with gdb: every OS thread's backtrace and, preloaded, every
-# coroutine's) into FILE, and a summary on stdout.
+# coroutine's) into FILE, and a summary on stdout. Run with COHOOK_LOG=warn, the preload's stall
+# reports (in mariadbd's error log, where it sends its stderr) are shown too.
 diagnose() {
   local pid=$1 mode=$2 file=$3 what=$4 t
   {
@@ -149,6 +151,11 @@ diagnose() {
   if grep -q '^   *Id  *LWP' "$file"; then
     echo "   its coroutines (gdb, tools/gdb/cohook-gdb.py):"
     sed -n '/^   *Id  *LWP/,/coroutines (.*) on [0-9]* schedulers/p' "$file" | head -40 | sed 's/^/     /'
+  fi
+  # the preload's own stall reports (COHOOK_LOG=warn), on mariadbd's stderr: its error log
+  if grep -qh '^cohook:' "$dir/error.log" "$dir/stdout.log" 2>/dev/null; then
+    echo "   the preload's reports (COHOOK_LOG):"
+    grep -h '^cohook:' "$dir/error.log" "$dir/stdout.log" 2>/dev/null | tail -5 | cut -c1-400 | sed 's/^/     /'
   fi
   echo "   full dump (kernel stacks, backtraces): $file"
 }
