@@ -4,7 +4,9 @@
 #
 #   scripts/demo.sh           full run (about 3-4 minutes)
 #   scripts/demo.sh --quick   shorter runs, for a first look (under a minute)
-#   scripts/demo.sh --only echo|http|crawler   one part only (with or without --quick)
+#   scripts/demo.sh --only echo|http|crawler|mariadb   one part only (with or without --quick)
+#   scripts/demo.sh --mariadb  adds the MariaDB part (scripts/mariadb.sh: about 1-2 minutes more, and
+#                              mariadb-server and sysbench installed on first use), off by default
 #   scripts/demo.sh --variant COHOOK_X=VAL     one more preloaded row per measurement, with that knob
 #                                              (before/after comparisons in one run, e.g. COHOOK_TLS=worker)
 #
@@ -12,33 +14,37 @@
 # single-threaded libev reference). Echo: demo/echo_server (one pthread per connection) natively and
 # preloaded (started with the cohook command: `cohook -w 1 -- server`), demo/libev_echo, each at 100,
 # 1 000 and 10 000 connections, measured with demo/loadgen (every byte verified). HTTP:
-# demo/http_server natively and preloaded under wrk at 100 and 1 000 keep-alive connections. All
-# traffic is on 127.0.0.1; every run is bounded in time.
+# demo/http_server natively and preloaded under wrk at 100 and 1 000 keep-alive connections. MariaDB
+# (with --mariadb): scripts/mariadb.sh --aio native, sysbench oltp_read_write with 32 threads (its
+# transactions/s in the req/s column), server and load not pinned. All traffic is on 127.0.0.1; every
+# run is bounded in time.
 #
 # Prints one table and writes it as markdown, with a PNG plot, under results/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-quick=0 only="" variant=""
-usage="usage: scripts/demo.sh [--quick] [--only echo|http|crawler] [--variant COHOOK_X=VALUE]"
+quick=0 only="" variant="" mariadb=0
+usage="usage: scripts/demo.sh [--quick] [--only echo|http|crawler|mariadb] [--mariadb] [--variant COHOOK_X=VALUE]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --only) only=${2:-}; shift ;;
     --variant) variant=${2:-}; shift ;;
+    --mariadb) mariadb=1 ;;
     *) echo "$usage" >&2; exit 2 ;;
   esac
   shift
 done
-case "$only" in ""|echo|http|crawler) ;; *) echo "demo.sh: --only $only: use echo, http or crawler" >&2; exit 2 ;; esac
+case "$only" in ""|echo|http|crawler) ;; mariadb) mariadb=1 ;;
+  *) echo "demo.sh: --only $only: use echo, http, crawler or mariadb" >&2; exit 2 ;; esac
 [ -z "$variant" ] || [[ "$variant" =~ ^COHOOK_[A-Z_]+=[^[:space:]]+$ ]] ||
   { echo "demo.sh: --variant $variant: give one knob as COHOOK_X=VALUE"; echo "$usage"; exit 2; } >&2
 part() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 # The servers of one row: native, preloaded, the variant if asked for (preloaded with one more knob).
 servers() { echo native preloaded ${variant:+variant} "$@"; }
 label() { [ "$1" = variant ] && echo "preloaded,$variant" || echo "$1"; }
-if [ "$quick" = 1 ]; then secs=1 warm=1 settle=0.2 crawl_n=20; else secs=6 warm=2 settle=0.5 crawl_n=50; fi
+if [ "$quick" = 1 ]; then secs=1 warm=1 settle=0.2 crawl_n=20 db_secs=5; else secs=6 warm=2 settle=0.5 crawl_n=50 db_secs=20; fi
 
 # ---- dependencies ---------------------------------------------------------------------------------
 need=(cmake make gcc g++ pkg-config libev-dev libcmocka-dev wrk gnuplot-nox)
@@ -249,6 +255,15 @@ echo "$crawl" | sed 's/^/  /'
 stop_server
 fi
 
+# MariaDB: scripts/mariadb.sh does it all (packages, its own datadirs, a server that never gets ready
+# reported and stopped); its rows go into the table as kind "mariadb", conns = sysbench's threads.
+# Only InnoDB's default AIO here; `scripts/mariadb.sh` alone runs --innodb-use-native-aio=0 as well.
+if [ "$mariadb" = 1 ] && part mariadb; then
+  echo "== mariadb: sysbench oltp_read_write, 32 threads, ${db_secs} s per server (scripts/mariadb.sh)"
+  COHOOK_CMD=$cohook scripts/mariadb.sh --time "$db_secs" --aio native --tsv "$tsv" 2>&1 | sed 's/^/  /' ||
+    true # its failures are in its rows and its output; the demo goes on
+fi
+
 # ---- the table -----------------------------------------------------------------------------------
 md=$out/demo.md
 {
@@ -271,6 +286,12 @@ md=$out/demo.md
       }
     }' "$tsv"
   echo
+  if grep -q '^mariadb' "$tsv"; then
+    echo "MariaDB (scripts/mariadb.sh): req/s is sysbench oltp_read_write transactions/s with 32 threads over" \
+      "TCP, p99 its 99th-percentile transaction latency, errors its retried deadlocks plus reconnects;" \
+      "server and sysbench not pinned, the preloaded server on the default workers (one per CPU)."
+    echo
+  fi
   echo "Crawler ($crawl_n URLs, each held 100 ms by the server):"
   echo
   echo '```'
