@@ -255,4 +255,7 @@ void ch_config_load(void) {
 
 /* Priority 101: before the program's and other libraries' ordinary constructors, which may already
  * call into hooked functions. */
-__attribute__((constructor(101))) static void ch_config_ctor(void) { ch_config_load(); }
+__attribute__((constructor(101))) static void ch_config_ctor(void) {
+  ch_config_load();
+  ch_handoff_early();
+}

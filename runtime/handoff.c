@@ -61,7 +61,15 @@ static bool fence_init(void) {
   return st > 0;
 }
 
+/* Registration waits for an RCU grace period (milliseconds) unless the process has one thread: do it
+ * at load, while that is still so, not when the first workers start. */
+void ch_handoff_early(void) {
+  if (!ch_config.handoff_off && !ch_config.native_threads && !ch_config.tls_worker) fence_init();
+}
+
 static void fence_heavy(void) { ch_sys(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0); }
+
+int ch_handoff_threads(void) { return atomic_load_explicit(&nms, memory_order_relaxed); }
 
 bool ch_handoff_enabled(void) { return !ch_config.handoff_off && ch_ident_enabled() && fence_init(); }
 

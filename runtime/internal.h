@@ -453,8 +453,9 @@ bool ch_handoff_enabled(void);
 /* The monitor: hand s to a spare M if its coroutine is stuck outside the runtime and it has other
  * work; true if it did. */
 bool ch_handoff_try(struct ch_sched *s);
-void ch_handoff_tick(uint64_t now); /* the monitor, each sample: retire idle spare Ms */
 void ch_handoff_after_fork(void);
+int ch_handoff_threads(void);
+void ch_handoff_early(void); /* at load (config.c): the fence's registration, while single-threaded */ /* OS threads running or ready to run worker schedulers (workers, spares) */
 /* sched.c, for handoff.c */
 ch_coro *ch_sched_next_ready(struct ch_sched *s);
 void ch_sched_requeue(ch_coro *co);           /* queue a running coroutine on its scheduler's inbox */

@@ -139,11 +139,14 @@ static void report(void) {
   put(&o, "  coroutine-threads   made %llu, peak alive %llu\n",
       (unsigned long long)atomic_load(&ch_stats.threads_made), (unsigned long long)atomic_load(&ch_stats.threads_peak));
   int now_threads = ch_os_threads(), workers = ch_worker_count(), mon = ch_monitor_running();
+  int ms = ch_handoff_threads();
+  if (ms < workers) ms = workers; /* handoff off: the workers' own threads, uncounted */
   uint64_t peak = atomic_load(&ch_stats.os_threads_peak);
   if ((uint64_t)now_threads > peak) peak = (uint64_t)now_threads;
-  put(&o, "  os threads          peak %llu; at exit %d (%d workers, %d monitor, %d the program's own)\n",
-      (unsigned long long)peak, now_threads, workers, mon,
-      now_threads - workers - mon > 0 ? now_threads - workers - mon : 0);
+  int own = now_threads - ms - mon;
+  put(&o, "  os threads          peak %llu; at exit %d (%d running the %d worker schedulers or spare, %d monitor, "
+          "%d the program's own)\n",
+      (unsigned long long)peak, now_threads, ms, workers, mon, own > 0 ? own : 0);
   put(&o, "  schedulers          %zu (workers, and threads of the program that blocked in a hooked call)\n",
       nsched);
   put(&o, "  switches            %llu\n", (unsigned long long)switches);
