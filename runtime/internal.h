@@ -61,7 +61,7 @@ struct ch_config {
   size_t stack_size;           /* COHOOK_STACK_SIZE, page-rounded usable bytes per coroutine stack
                                   (256 KiB unset: the cohook_* API's default; threads: see stack.c) */
   bool stack_size_set;         /* COHOOK_STACK_SIZE was given: it is the threads' default too */
-  const char *stack_size_text; /* as the user wrote it, for messages ("262144" when defaulted) */
+  const char *stack_size_text; /* as the user wrote it, for messages (a description when unset) */
   int workers;                 /* COHOOK_WORKERS; 0 until resolved: CPUs this process may use */
   bool native_threads;         /* COHOOK_THREADS=native: pthreads stay OS threads */
   bool tls_worker;             /* COHOOK_TLS=worker: coroutine-threads share their worker's TLS */
