@@ -416,8 +416,8 @@ static size_t fmt_u(char *buf, size_t v) {
 }
 
 static size_t put_str(char *buf, const char *str) {
-  size_t n = strnlen(str, 80);
-  memcpy(buf, str, n);
+  size_t n = 0;
+  while (n < 80 && str[n]) buf[n] = str[n], n++; /* at most 80: the knob's text is the user's */
   return n;
 }
 
