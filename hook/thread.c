@@ -19,8 +19,9 @@
  *
  * "Did not ask" cannot be learnt through the API: pthread_attr_getstacksize reports glibc's default
  * when none was set, so asking for a size equal to the default would look like no request. glibc
- * keeps a zero in its attribute until a size is set (nptl's struct pthread_attr, the same layout
- * since glibc 2.3); it is read there once a probe at first use shows the layout is as expected. */
+ * keeps a zero in its attribute until a size is set (nptl's struct pthread_attr, whose head has not
+ * changed in NPTL's history); it is read there once a probe at first use shows the layout is as
+ * expected (else, with another libc, a size equal to the default counts as no request). */
 #define CH_THREAD_STACK_MIN (16u * 1024u)
 
 struct glibc_attr { /* the head of nptl/internaltypes.h's struct pthread_attr */
