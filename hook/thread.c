@@ -13,23 +13,59 @@
 
 #include "hook.h"
 
-/* A program that asks for a stack size gets it (within bounds); one that does not (glibc reports its
- * default, which is RLIMIT_STACK-sized) gets COHOOK_STACK_SIZE. */
+/* A program that asks for a stack size gets exactly that (PTHREAD_STACK_MIN at least, as glibc's
+ * setter insists), however large: only what the kernel will map bounds it. One that does not gets
+ * what glibc would give the thread (runtime/stack.c), or COHOOK_STACK_SIZE.
+ *
+ * "Did not ask" cannot be learnt through the API: pthread_attr_getstacksize reports glibc's default
+ * when none was set, so asking for a size equal to the default would look like no request. glibc
+ * keeps a zero in its attribute until a size is set (nptl's struct pthread_attr, whose head has not
+ * changed in NPTL's history); it is read there once a probe at first use shows the layout is as
+ * expected (else, with another libc, a size equal to the default counts as no request). */
 #define CH_THREAD_STACK_MIN (16u * 1024u)
-#define CH_THREAD_STACK_MAX (64u * 1024u * 1024u)
+
+struct glibc_attr { /* the head of nptl/internaltypes.h's struct pthread_attr */
+  struct sched_param schedparam;
+  int schedpolicy;
+  int flags;
+  size_t guardsize;
+  void *stackaddr;
+  size_t stacksize; /* 0 until pthread_attr_setstacksize/setstack */
+};
+_Static_assert(sizeof(struct glibc_attr) <= sizeof(pthread_attr_t), "pthread_attr_t too small");
+
+static _Atomic int attr_layout; /* 1: the layout matches; -1: it does not; 0: not probed yet */
+
+static bool attr_layout_known(void) {
+  int st = atomic_load_explicit(&attr_layout, memory_order_relaxed);
+  if (st) return st > 0;
+  pthread_attr_t a;
+  const struct glibc_attr *g = (const struct glibc_attr *)(const void *)&a;
+  st = -1;
+  if (pthread_attr_init(&a) == 0) {
+    size_t unset = g->stacksize, probe = 3 * CH_THREAD_STACK_MIN + 4096;
+    if (unset == 0 && pthread_attr_setstacksize(&a, probe) == 0 && g->stacksize == probe) st = 1;
+    pthread_attr_destroy(&a);
+  }
+  atomic_store_explicit(&attr_layout, st, memory_order_relaxed);
+  return st > 0;
+}
 
 static size_t requested_stack(const pthread_attr_t *attr) {
-  size_t size = 0, dflt = 0;
-  pthread_attr_t def;
+  size_t size = 0;
   if (!attr || pthread_attr_getstacksize(attr, &size) != 0) return 0;
-  if (pthread_attr_init(&def) == 0) {
-    pthread_attr_getstacksize(&def, &dflt);
-    pthread_attr_destroy(&def);
+  if (attr_layout_known()) {
+    if (((const struct glibc_attr *)(const void *)attr)->stacksize == 0) return 0;
+  } else { /* another libc's layout: a size equal to the default is taken for no request */
+    pthread_attr_t def;
+    size_t dflt = 0;
+    if (pthread_getattr_default_np(&def) == 0) {
+      pthread_attr_getstacksize(&def, &dflt);
+      pthread_attr_destroy(&def);
+    }
+    if (size == dflt) return 0;
   }
-  if (size == dflt) return 0;
-  if (size < CH_THREAD_STACK_MIN) size = CH_THREAD_STACK_MIN;
-  if (size > CH_THREAD_STACK_MAX) size = CH_THREAD_STACK_MAX;
-  return size;
+  return size < CH_THREAD_STACK_MIN ? CH_THREAD_STACK_MIN : size;
 }
 
 CH_EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {

@@ -25,7 +25,7 @@
 #define CH_MAX_STACK (1024u * 1024u * 1024u)
 
 struct ch_config ch_config = {.stack_size = CH_DEFAULT_STACK,
-                              .stack_size_text = "262144 (default)",
+                              .stack_size_text = "unset: 256K, threads the pthread default",
                               .handoff_ns = 5000u * 1000u,
                               .max_threads = 10000};
 bool ch_stats_on;
@@ -221,6 +221,7 @@ void ch_config_load(void) {
     long pg = sysconf(_SC_PAGESIZE);
     n = (n + (size_t)pg - 1) & ~((size_t)pg - 1);
     ch_config.stack_size = n;
+    ch_config.stack_size_set = true;
     ch_config.stack_size_text = v;
   }
   v = secure_getenv("COHOOK_WORKERS");

@@ -59,8 +59,10 @@ void ch_ctx_returned(void) __attribute__((noreturn));
 /* ---- config.c ----------------------------------------------------------------------------------- */
 
 struct ch_config {
-  size_t stack_size;           /* COHOOK_STACK_SIZE, page-rounded usable bytes per coroutine stack */
-  const char *stack_size_text; /* as the user wrote it, for messages ("262144" when defaulted) */
+  size_t stack_size;           /* COHOOK_STACK_SIZE, page-rounded usable bytes per coroutine stack
+                                  (256 KiB unset: the cohook_* API's default; threads: see stack.c) */
+  bool stack_size_set;         /* COHOOK_STACK_SIZE was given: it is the threads' default too */
+  const char *stack_size_text; /* as the user wrote it, for messages (a description when unset) */
   int workers;                 /* COHOOK_WORKERS; 0 until resolved: CPUs this process may use */
   bool native_threads;         /* COHOOK_THREADS=native: pthreads stay OS threads */
   bool tls_worker;             /* COHOOK_TLS=worker: coroutine-threads share their worker's TLS */
@@ -107,7 +109,8 @@ struct ch_stack {
   char *lo;        /* lowest usable byte; the guard (or canary) page lies just below */
   size_t size;     /* usable bytes, page multiple */
   uint8_t guarded; /* guard page is PROT_NONE (else: canary words, checked on every switch away) */
-  uint8_t slab;    /* default size, carved from a slab and pooled (else: own mapping, unmapped on free) */
+  uint8_t slab;    /* a default size, carved from a slab and pooled with stacks of its size (else: own
+                      mapping, unmapped on free) */
   unsigned vg_id;  /* valgrind stack id */
   uint32_t slab_idx;
   char *low_water; /* lowest frame address seen at a switch: how deep this stack has been used */
@@ -115,7 +118,12 @@ struct ch_stack {
                       ready for reuse, or NULL; it travels with the stack through the pools */
 };
 struct ch_sched;
-int ch_stack_get(struct ch_sched *s, size_t size, struct ch_stack *out);
+/* A stack of `size` usable bytes (page-rounded): pooled (a default size: from s's cache, the pool of
+ * that size or a new slab) or mapped on its own (a size the program asked for). 0 or -EAGAIN. */
+int ch_stack_get(struct ch_sched *s, size_t size, bool pooled, struct ch_stack *out);
+/* The stack a coroutine-thread gets when it asks for none: COHOOK_STACK_SIZE if set, else glibc's
+ * default thread stack size now (pthread_getattr_default_np), page-rounded. */
+size_t ch_stack_thread_default(void);
 void ch_stack_put(struct ch_sched *s, struct ch_stack *st);
 void ch_stack_flush_cache(struct ch_sched *s);
 bool ch_stack_canary_ok(const struct ch_stack *st);

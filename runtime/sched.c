@@ -510,14 +510,19 @@ int ch_spawn_on(struct ch_sched *target, ch_coro **out, cohook_fn fn, void *arg,
   /* The stack comes from the caller's cache or the shared pool; it goes back to a cache when the
    * coroutine has ended and its handle is released (coro_unref). */
   /* A size the program asked for is the stack it gets: its thread identity and control block come
-   * on top, as glibc counts TLS inside PTHREAD_STACK_MIN. (Default-size stacks hold both.) */
+   * on top, as glibc counts TLS inside PTHREAD_STACK_MIN. (Default-size stacks hold both, as glibc's
+   * default-size thread stacks hold its TLS and descriptor.) Equal to the default or not, a request is
+   * a request: its stack is its own mapping. */
   /* Every coroutine on a worker gets a thread identity of its own, the runtime's too (sigmask.c's
    * dispatcher): a worker's scheduler may move to another OS thread (handoff.c), and a coroutine on
    * its OS thread's TLS would then run under another thread's. */
   bool ident = (is_thread || target->is_worker) && ch_ident_enabled();
-  if (stack_size) stack_size += (ident ? ch_ident_reserve() : 0) + CH_CORO_RESERVE;
+  bool asked = stack_size != 0;
+  size_t extra = asked ? (ident ? ch_ident_reserve() : 0) + CH_CORO_RESERVE : 0;
+  if (!asked) stack_size = is_thread ? ch_stack_thread_default() : ch_config.stack_size;
+  else if (stack_size > SIZE_MAX / 2) return -EAGAIN; /* no machine maps it */
   struct ch_stack st;
-  int rc = ch_stack_get(ch_tls_sched, stack_size ? stack_size : ch_config.stack_size, &st);
+  int rc = ch_stack_get(ch_tls_sched, stack_size + extra, !asked, &st);
   if (rc < 0) return rc;
   void *tp = target->main.tp; /* the OS thread's own identity, unless it gets one of its own */
   char *top = st.lo + st.size;

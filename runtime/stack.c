@@ -19,6 +19,22 @@
  *     is released. An overflow is then caught late (at the next switch) rather than at the faulting
  *     instruction, and it may already have scribbled on the 4 KiB red zone — but never silently.
  *
+ * Sizes. A coroutine-thread that asks for no size gets what glibc would give the thread: glibc's
+ * default attribute (pthread_getattr_default_np: RLIMIT_STACK at start, 8 MiB on a default machine,
+ * or what the program set with pthread_setattr_default_np), read at every creation so that a later
+ * change is followed; COHOOK_STACK_SIZE overrides it. Coroutines of the cohook_* API default to
+ * COHOOK_STACK_SIZE (256 KiB unset). Stacks of those default sizes come from slabs and pools, one
+ * pool per size (a few sizes at most: the default may change while stacks of the old size are out).
+ * A size the program asked for is mapped on its own, exactly that size, and unmapped when released;
+ * its only bound is what the kernel will map (a failing mmap is EAGAIN, as for pthread_create).
+ *
+ * Page tables: an idle stack costs its top pages, and the page-table page (one per 2 MiB of address
+ * space, 4 KiB) that maps them. Stacks under 2 MiB share those (8 per page at 256 KiB); an 8 MiB stack
+ * has one of its own, the price of native-size stacks. A slab therefore lays its stacks out so that
+ * nothing else costs one: stack i+1's guard page sits right above stack i's top, and a slab of stacks
+ * of 2 MiB or more is placed so that each top (with CH_TOP_SPAN below it) and the guard above it fall
+ * in the same 2 MiB (for sizes that are a multiple of 2 MiB: every one of them).
+ *
  * Stacks are never unmapped once carved; they are pooled. Two things keep the pool from pinning
  * memory, both paid rarely because madvise is dear here (~30 us: it flushes the TLB of every CPU the
  * process ran on): a stack whose coroutine was seen deeper than CH_HOT_BYTES (its low-water mark is
@@ -42,7 +58,13 @@
 #include "sanitize.h"
 #include "sys.h"
 
-#define CH_SLAB_STACKS 64
+#define CH_SLAB_STACKS 64                  /* stacks per slab, at most... */
+#define CH_SLAB_BYTES (1024ul * 1024 * 1024) /* ...and no more address space than this (huge defaults) */
+#define CH_POOL_SIZES 4                    /* distinct pooled sizes; a fifth default is mapped per stack */
+#define CH_PT_SPAN (2ul * 1024 * 1024)     /* address space one page-table page maps (x86-64, aarch64 4K) */
+#define CH_TOP_SPAN (64u * 1024u)          /* a stack top's hot part, kept in one 2 MiB with its guard */
+#define CH_SIZE_MAX (1ul << 46)            /* no machine maps more: refuse before page rounding wraps */
+#define CH_MIN_STACK_BYTES (16u * 1024u)   /* glibc's PTHREAD_STACK_MIN */
 #define CH_HOT_BYTES (32u * 1024u) /* a typical coroutine's working depth: kept resident when pooled */
 #define CH_POOL_TRIM 1024
 #define CH_CANARY_WORDS 8
@@ -58,14 +80,23 @@ static _Atomic long guarded_count;
 struct slab {
   char *base;
   size_t len;
+  unsigned n;       /* stacks it holds (CH_SLAB_STACKS unless they are huge) */
   unsigned in_pool; /* how many of its stacks sit in the shared pool */
 };
+/* The pool of one stack size. Invariant: every stack in v has this size and came from a slab; a
+ * size, once given a class, keeps it (released stacks of an old default still find their pool). */
+struct pool_class {
+  size_t size; /* usable bytes of its stacks; 0: a free class */
+  struct ch_stack *v;
+  size_t len, cap;
+  uint32_t slab;      /* the slab being carved */
+  unsigned slab_next; /* its next stack to carve; == that slab's n (or no slab yet): carve a new one */
+  bool has_slab;
+};
 static ch_lock_t pool_lock;
-static struct ch_stack *pool;
-static size_t pool_len, pool_cap;
+static struct pool_class classes[CH_POOL_SIZES];
 static struct slab *slabs;
 static size_t nslabs, slabs_cap;
-static size_t slab_next = CH_SLAB_STACKS, slab_stack_size;
 
 static size_t pg(void) {
   if (CH_UNLIKELY(!page_size)) page_size = (size_t)sysconf(_SC_PAGESIZE);
@@ -169,30 +200,69 @@ static void protect(struct ch_stack *st) {
   for (int i = 0; i < CH_CANARY_WORDS; i++) c[i] = CH_CANARY;
 }
 
-static int carve_from_slab(size_t size, struct ch_stack *out) {
-  /* Caller holds pool_lock. A new default size (only in tests) simply starts a new slab. */
-  if (slab_next == CH_SLAB_STACKS || slab_stack_size != size) {
-    if (nslabs == slabs_cap) {
-      size_t ncap = slabs_cap ? slabs_cap * 2 : 64;
-      struct slab *ns = ch_realloc(slabs, ncap * sizeof *ns);
-      if (!ns) return -EAGAIN;
-      slabs = ns;
-      slabs_cap = ncap;
+/* The pool of this size; a new one if there is room and `make`; NULL otherwise. Caller holds
+ * pool_lock. */
+static struct pool_class *class_of(size_t size, bool make) {
+  for (int i = 0; i < CH_POOL_SIZES; i++)
+    if (classes[i].size == size) return &classes[i];
+  if (!make) return NULL;
+  for (int i = 0; i < CH_POOL_SIZES; i++)
+    if (!classes[i].size) {
+      classes[i].size = size;
+      return &classes[i];
     }
-    size_t len = CH_SLAB_STACKS * (pg() + size);
-    void *m = ch_mmap(NULL, len, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (m == MAP_FAILED) return -EAGAIN; /* as pthread_create reports resource exhaustion */
-    slabs[nslabs++] = (struct slab){.base = m, .len = len, .in_pool = 0};
-    slab_next = 0;
-    slab_stack_size = size;
+  return NULL;
+}
+
+/* Map a slab of stacks of c's size: [guard][stack 0][guard][stack 1]... Stack i's top is stack i+1's
+ * guard page: with markers, the page-table page that maps one maps the other. */
+static int new_slab(struct pool_class *c) {
+  if (nslabs == slabs_cap) {
+    size_t ncap = slabs_cap ? slabs_cap * 2 : 64;
+    struct slab *ns = ch_realloc(slabs, ncap * sizeof *ns);
+    if (!ns) return -EAGAIN;
+    slabs = ns;
+    slabs_cap = ncap;
   }
-  char *region = slabs[nslabs - 1].base + slab_next++ * (pg() + size);
+  size_t stride = pg() + c->size;
+  size_t n = CH_SLAB_BYTES / stride;
+  if (n > CH_SLAB_STACKS) n = CH_SLAB_STACKS;
+  if (n < 1) n = 1;
+  size_t len = n * stride;
+  /* Stacks of 2 MiB or more: over-map by 2 MiB and keep the part whose start lies CH_TOP_SPAN past a
+   * 2 MiB boundary. Stack i's top is then at that offset + (i+1) pages (for sizes that are 2 MiB
+   * multiples), its hot part and the next guard in one 2 MiB: one page-table page per stack, not two. */
+  size_t extra = c->size >= CH_PT_SPAN ? CH_PT_SPAN : 0;
+  char *m = ch_mmap(NULL, len + extra, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  if (m == MAP_FAILED) return -EAGAIN; /* as pthread_create reports resource exhaustion */
+  if (extra) {
+    uintptr_t at = ((uintptr_t)m & ~(uintptr_t)(CH_PT_SPAN - 1)) + CH_TOP_SPAN;
+    if (at < (uintptr_t)m) at += CH_PT_SPAN;
+    size_t head = at - (uintptr_t)m;
+    if (head) ch_munmap(m, head);
+    if (extra - head) ch_munmap((char *)at + len, extra - head);
+    m = (char *)at;
+  }
+  slabs[nslabs++] = (struct slab){.base = m, .len = len, .n = (unsigned)n, .in_pool = 0};
+  c->slab = (uint32_t)(nslabs - 1);
+  c->slab_next = 0;
+  c->has_slab = true;
+  return 0;
+}
+
+static int carve_from_slab(struct pool_class *c, struct ch_stack *out) {
+  /* Caller holds pool_lock. */
+  if (!c->has_slab || c->slab_next == slabs[c->slab].n) {
+    int rc = new_slab(c);
+    if (rc < 0) return rc;
+  }
+  char *region = slabs[c->slab].base + c->slab_next++ * (pg() + c->size);
   out->lo = region + pg();
-  out->size = size;
+  out->size = c->size;
   out->slab = 1;
-  out->slab_idx = (uint32_t)(nslabs - 1);
-  out->vg_id = CH_VG_STACK_REGISTER(out->lo, out->lo + size);
+  out->slab_idx = c->slab;
+  out->vg_id = CH_VG_STACK_REGISTER(out->lo, out->lo + c->size);
   return 0;
 }
 
@@ -205,30 +275,20 @@ static void ready(struct ch_stack *st) {
   }
 }
 
-int ch_stack_get(struct ch_sched *s, size_t size, struct ch_stack *out) {
-  size = (size + pg() - 1) & ~(pg() - 1);
-  if (size == ch_config.stack_size) {
-    if (s && s->ncache) {
-      *out = s->cache[--s->ncache];
-      ready(out);
-      return 0;
-    }
-    ch_lock(&pool_lock);
-    if (pool_len) {
-      *out = pool[--pool_len];
-      slabs[out->slab_idx].in_pool--;
-      ch_unlock(&pool_lock);
-      ready(out);
-      return 0;
-    }
-    *out = (struct ch_stack){0}; /* a fresh stack: every field is set here or zero */
-    int rc = carve_from_slab(size, out);
-    ch_unlock(&pool_lock);
-    if (rc < 0) return rc;
-    protect(out); /* outside the lock: mprotect is a syscall */
-    ready(out);
-    return 0;
+size_t ch_stack_thread_default(void) {
+  if (ch_config.stack_size_set) return ch_config.stack_size;
+  /* Not a name the preload exports: glibc's own default, as its pthread_create would use it. */
+  pthread_attr_t a;
+  size_t n = 0;
+  if (pthread_getattr_default_np(&a) == 0) {
+    pthread_attr_getstacksize(&a, &n);
+    pthread_attr_destroy(&a);
   }
+  if (n < CH_MIN_STACK_BYTES || n > CH_SIZE_MAX) return ch_config.stack_size;
+  return (n + pg() - 1) & ~(pg() - 1);
+}
+
+static int map_own(size_t size, struct ch_stack *out) {
   void *m = ch_mmap(NULL, pg() + size, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (m == MAP_FAILED) return -EAGAIN;
@@ -238,6 +298,41 @@ int ch_stack_get(struct ch_sched *s, size_t size, struct ch_stack *out) {
   out->slab = 0;
   out->vg_id = CH_VG_STACK_REGISTER(out->lo, out->lo + size);
   protect(out);
+  ready(out);
+  return 0;
+}
+
+int ch_stack_get(struct ch_sched *s, size_t size, bool pooled, struct ch_stack *out) {
+  if (size > CH_SIZE_MAX) return -EAGAIN; /* no machine maps it; and the rounding below must not wrap */
+  size = (size + pg() - 1) & ~(pg() - 1);
+  if (!pooled) return map_own(size, out);
+  if (s) /* the newest first: a thread that makes and joins threads gets a warm stack back */
+    for (unsigned i = s->ncache; i-- > 0;)
+      if (s->cache[i].size == size) {
+        *out = s->cache[i];
+        s->cache[i] = s->cache[--s->ncache];
+        ready(out);
+        return 0;
+      }
+  ch_lock(&pool_lock);
+  struct pool_class *c = class_of(size, true);
+  if (!c) { /* a fifth default size: such stacks are mapped one by one */
+    ch_unlock(&pool_lock);
+    return map_own(size, out);
+  }
+  if (c->len) {
+    *out = c->v[--c->len];
+    slabs[out->slab_idx].in_pool--;
+    ch_unlock(&pool_lock);
+    CH_ASSERT(out->size == size && out->slab);
+    ready(out);
+    return 0;
+  }
+  *out = (struct ch_stack){0}; /* a fresh stack: every field is set here or zero */
+  int rc = carve_from_slab(c, out);
+  ch_unlock(&pool_lock);
+  if (rc < 0) return rc;
+  protect(out); /* outside the lock: mprotect is a syscall */
   ready(out);
   return 0;
 }
@@ -258,32 +353,34 @@ void ch_stack_put(struct ch_sched *s, struct ch_stack *st) {
   CH_STAT_STACK(s, st->lo + st->size, st->low_water); /* before trim_deep forgets the depth */
   /* Frames abandoned mid-call (a coroutine never returns through them) may leave ASan poison. */
   CH_ASAN_UNPOISON(st->lo, st->size);
-  if (st->slab && st->size == ch_config.stack_size) {
+  if (st->slab) {
     trim_deep(st);
     if (s && s->ncache < CH_STACK_CACHE) {
       s->cache[s->ncache++] = *st;
       return;
     }
     ch_lock(&pool_lock);
-    if (pool_len == pool_cap) {
-      size_t ncap = pool_cap ? pool_cap * 2 : 256;
-      struct ch_stack *np = ch_realloc(pool, ncap * sizeof *np);
+    struct pool_class *c = class_of(st->size, false);
+    CH_ASSERT(c); /* a slab stack's size got its class when the slab was carved, and keeps it */
+    if (c->len == c->cap) {
+      size_t ncap = c->cap ? c->cap * 2 : 256;
+      struct ch_stack *np = ch_realloc(c->v, ncap * sizeof *np);
       if (!np) { /* keep it out of the pool rather than fail: the memory stays mapped, unused */
         ch_unlock(&pool_lock);
         ch_madvise(st->lo, st->size, MADV_DONTNEED);
         return;
       }
-      pool = np;
-      pool_cap = ncap;
+      c->v = np;
+      c->cap = ncap;
     }
-    pool[pool_len++] = *st;
+    c->v[c->len++] = *st;
     struct slab *sl = &slabs[st->slab_idx];
     /* Every stack of this slab is idle in the pool, and the pool is big: give the memory back. Done
      * under the lock, so no thread can take one of these stacks meanwhile. */
-    if (++sl->in_pool == CH_SLAB_STACKS && pool_len >= CH_POOL_TRIM) {
+    if (++sl->in_pool == sl->n && c->len >= CH_POOL_TRIM) {
       /* The thread identities kept at the tops of these stacks go with their memory. */
-      for (size_t i = 0; i < pool_len; i++)
-        if (pool[i].slab_idx == st->slab_idx && pool[i].tls_tp) ch_ident_drop(&pool[i]);
+      for (size_t i = 0; i < c->len; i++)
+        if (c->v[i].slab_idx == st->slab_idx && c->v[i].tls_tp) ch_ident_drop(&c->v[i]);
       ch_madvise(sl->base, sl->len, MADV_DONTNEED);
     }
     ch_unlock(&pool_lock);
@@ -318,24 +415,36 @@ static size_t fmt_u(char *buf, size_t v) {
   return i;
 }
 
-/* Async-signal-safe: runs on the alternate signal stack, so it only formats by hand and write()s. */
+static size_t put_str(char *buf, const char *str) {
+  size_t n = 0;
+  while (n < 80 && str[n]) buf[n] = str[n], n++; /* at most 80: the knob's text is the user's */
+  return n;
+}
+
+/* Async-signal-safe: runs on the alternate signal stack, so it only formats by hand and write()s.
+ * A default-size stack names the knob and a size four times this one; a stack of the size the
+ * program asked for says so (no knob changes it: natively the thread would overflow as well). */
 void ch_stack_overflow_abort(const struct ch_stack *st, bool guarded) {
   char msg[320];
   size_t n = 0;
-  const char *a = guarded ? "cohook: coroutine stack overflow (stack size "
-                          : "cohook: coroutine stack overflow detected by canary (stack size ";
-  size_t al = strlen(a);
-  memcpy(msg + n, a, al), n += al;
+  n += put_str(msg + n, guarded ? "cohook: coroutine stack overflow (stack size "
+                                : "cohook: coroutine stack overflow detected by canary (stack size ");
   n += fmt_u(msg + n, st->size);
-  const char *b = " bytes); raise COHOOK_STACK_SIZE (now ";
-  size_t bl = strlen(b);
-  memcpy(msg + n, b, bl), n += bl;
-  const char *v = ch_config.stack_size_text;
-  size_t vl = strnlen(v, 64);
-  memcpy(msg + n, v, vl), n += vl;
-  const char *c = "), e.g. COHOOK_STACK_SIZE=1M\n";
-  size_t cl = strlen(c);
-  memcpy(msg + n, c, cl), n += cl;
+  if (st->slab) {
+    n += put_str(msg + n, " bytes); raise COHOOK_STACK_SIZE (now ");
+    n += put_str(msg + n, ch_config.stack_size_text);
+    n += put_str(msg + n, "), e.g. COHOOK_STACK_SIZE=");
+    size_t k = st->size / 256; /* 4x, in KiB */
+    if (k % 1024 == 0) {
+      n += fmt_u(msg + n, k / 1024);
+      n += put_str(msg + n, "M\n");
+    } else {
+      n += fmt_u(msg + n, k);
+      n += put_str(msg + n, "K\n");
+    }
+  } else {
+    n += put_str(msg + n, " bytes, the size the program asked for)\n");
+  }
   ch_write_err(msg, n);
   abort();
 }

@@ -165,8 +165,9 @@ static void report(void) {
   put(&o, "  handoffs, steals    %llu, %llu (spare OS threads made: %llu)\n",
       (unsigned long long)atomic_load(&ch_stats.handoffs), (unsigned long long)atomic_load(&ch_stats.steals),
       (unsigned long long)atomic_load(&ch_stats.spares_made));
-  put(&o, "  deepest stack use   %llu KiB of %zu KiB (stacks given back; depth seen where they blocked)\n",
-      (unsigned long long)((sum.stack_peak + 1023) / 1024), ch_config.stack_size / 1024);
+  put(&o, "  deepest stack use   %llu KiB; threads' default stack %zu KiB (stacks given back; depth seen "
+          "where they blocked)\n",
+      (unsigned long long)((sum.stack_peak + 1023) / 1024), ch_stack_thread_default() / 1024);
   put(&o, "  timers, peak        %llu (most deadlines armed at once on one scheduler)\n",
       (unsigned long long)sum.timers_peak);
   put(&o, "  fd watchers         %llu (one per fd number a scheduler waited on)\n",

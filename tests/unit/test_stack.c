@@ -1,5 +1,7 @@
 /* test_stack.c — stacks: COHOOK_STACK_SIZE parsing and validation, overflow reports (guard page and
- * canary), pooling, returning deep pages, and failing cleanly at the memory limit. */
+ * canary), pooling (one pool per default size), requests mapped on their own, the layout of slabs of
+ * big stacks, the threads' default size, returning deep pages, and failing cleanly at the memory
+ * limit. */
 #include <sys/mman.h>
 #include <sys/resource.h>
 
@@ -224,6 +226,100 @@ static void test_deep_stack_pages_returned(void **state) {
   assert_int_equal(res, 0);
 }
 
+
+/* Each in a child: pool classes are process-wide, and a fifth size must find the four taken. */
+#define PT_SPAN (2ul << 20)
+
+static int is_mapped(const char *p) {
+  unsigned char v;
+  return mincore((void *)((uintptr_t)p & ~(uintptr_t)4095), 4096, &v) == 0;
+}
+
+static void pool_classes_child(void) {
+  /* Two default sizes besides the API's: each size is pooled apart and comes back as itself. */
+  struct ch_stack a, b, a2, b2;
+  size_t sa = 512u << 10, sb = 768u << 10;
+  if (ch_stack_get(NULL, sa, true, &a) || ch_stack_get(NULL, sb, true, &b)) _exit(3);
+  if (!a.slab || !b.slab || a.size != sa || b.size != sb) _exit(4);
+  ch_stack_put(NULL, &a);
+  ch_stack_put(NULL, &b);
+  if (ch_stack_get(NULL, sb, true, &b2) || ch_stack_get(NULL, sa, true, &a2)) _exit(5);
+  if (b2.lo != b.lo || b2.size != sb || a2.lo != a.lo || a2.size != sa) _exit(6);
+  /* Stacks of 2 MiB or more: stack i+1's guard right above stack i's top, and each top (with 64 KiB
+   * below it) in the same 2 MiB as that guard: one page-table page for both. */
+  struct ch_stack c[3];
+  size_t sc = 4u << 20;
+  for (int i = 0; i < 3; i++)
+    if (ch_stack_get(NULL, sc, true, &c[i]) || !c[i].slab || c[i].size != sc) _exit(7);
+  if ((uintptr_t)(c[0].lo - 4096) % PT_SPAN != 64 * 1024) _exit(12); /* the first of a fresh slab */
+  for (int i = 0; i < 3; i++) {
+    uintptr_t top = (uintptr_t)(c[i].lo + c[i].size);
+    if (i < 2 && c[i + 1].lo != c[i].lo + sc + 4096) _exit(8);
+    if (top % PT_SPAN < 64 * 1024 || top % PT_SPAN > PT_SPAN - 4096) _exit(9);
+    memset(c[i].lo + sc - 8192, 1, 8192); /* the stacks are usable */
+  }
+  /* The four pools are taken (256 KiB, 512 KiB, 768 KiB, 4 MiB): a fifth default size is mapped on
+   * its own, and unmapped when released. */
+  struct ch_stack d;
+  if (ch_stack_get(NULL, 1u << 20, true, &d) || d.slab || d.size != 1u << 20) _exit(10);
+  ch_stack_put(NULL, &d);
+  if (is_mapped(d.lo + 4096)) _exit(11);
+  for (int i = 0; i < 3; i++) ch_stack_put(NULL, &c[i]);
+  ch_stack_put(NULL, &a2);
+  ch_stack_put(NULL, &b2);
+}
+
+static void test_pool_per_size(void **state) {
+  (void)state;
+  struct tu_child c;
+  tu_run_child(pool_classes_child, &c);
+  print_message("  %s", c.err);
+  assert_true(WIFEXITED(c.status));
+  assert_int_equal(WEXITSTATUS(c.status), 0);
+}
+
+/* A requested size, even the default one, is its own mapping of exactly that size, given back at
+ * release; sizes no machine maps are EAGAIN, never a wrapped-around small stack. */
+static void test_request_own_mapping(void **state) {
+  (void)state;
+  struct ch_stack st;
+  assert_int_equal(ch_stack_get(NULL, ch_config.stack_size, false, &st), 0);
+  assert_false(st.slab);
+  assert_int_equal(st.size, ch_config.stack_size);
+  memset(st.lo, 0x5a, st.size);
+  char *lo = st.lo;
+  ch_stack_put(NULL, &st);
+  assert_false(is_mapped(lo));
+  assert_int_equal(ch_stack_get(NULL, 1ul << 48, false, &st), -EAGAIN);
+  assert_int_equal(ch_stack_get(NULL, SIZE_MAX - 100, false, &st), -EAGAIN);
+  assert_int_equal(ch_stack_get(NULL, SIZE_MAX - 100, true, &st), -EAGAIN);
+}
+
+/* Threads that ask for nothing get glibc's default as it is now, or COHOOK_STACK_SIZE when set. */
+static void thread_default_child(void) {
+  pthread_attr_t a;
+  size_t g = 0;
+  if (pthread_getattr_default_np(&a) || pthread_attr_getstacksize(&a, &g)) _exit(3);
+  pthread_attr_destroy(&a);
+  if (ch_stack_thread_default() != g) _exit(4);
+  pthread_attr_init(&a);
+  pthread_attr_setstacksize(&a, (3u << 20) + 100);
+  if (pthread_setattr_default_np(&a)) _exit(5);
+  pthread_attr_destroy(&a);
+  if (ch_stack_thread_default() != (3u << 20) + 4096) _exit(6); /* page-rounded */
+  ch_config.stack_size = 64u << 10;
+  ch_config.stack_size_set = true;
+  if (ch_stack_thread_default() != 64u << 10) _exit(7);
+}
+
+static void test_thread_default(void **state) {
+  (void)state;
+  struct tu_child c;
+  tu_run_child(thread_default_child, &c);
+  assert_true(WIFEXITED(c.status));
+  assert_int_equal(WEXITSTATUS(c.status), 0);
+}
+
 #ifndef CH_ASAN /* ASan reserves terabytes of shadow memory, so RLIMIT_AS cannot be used under it */
 static void *nothing(void *arg) { return arg; }
 
@@ -262,6 +358,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_guard_page_overflow), cmocka_unit_test(test_guard_page_overflow_mprotect),
       cmocka_unit_test(test_guard_markers_past_budget), cmocka_unit_test(test_canary_overflow),
       cmocka_unit_test(test_pool_reuse),          cmocka_unit_test(test_deep_stack_pages_returned),
+      cmocka_unit_test(test_pool_per_size),       cmocka_unit_test(test_request_own_mapping),
+      cmocka_unit_test(test_thread_default),
 #ifndef CH_ASAN
       cmocka_unit_test(test_spawn_fails_cleanly),
 #endif
