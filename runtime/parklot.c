@@ -81,6 +81,10 @@ static int native_wait(struct ch_pl_bucket *b, const _Atomic uint32_t *addr, uin
 
 int ch_pl_wait(const _Atomic uint32_t *addr, uint32_t expected, uint64_t deadline, int intr, enum ch_wait kind) {
   struct ch_pl_bucket *b = bucket_of(addr);
+  /* A native wait is never inside a runtime section: its OS thread blocks, and its scheduler must
+   * stay free to move to another (handoff.c) — the holder it waits for may be queued there (an
+   * allocator's lock, taken with ch_tls_bypass raised, held by a coroutine that lost its OS thread). */
+  if (ch_tls_bypass) return native_wait(b, addr, expected, deadline, intr);
   CH_RT_SECTION();
   struct ch_sched *s = ch_sched_get();
   if (!s || ch_tls_bypass) return native_wait(b, addr, expected, deadline, intr);
