@@ -64,7 +64,7 @@ int __underflow(FILE *); /* exported by glibc (for its getc macros), declared by
   X(fgetc_unlocked) X(getc_unlocked) X(__uflow) X(__underflow) X(fgets) X(fgets_unlocked) X(getdelim) \
   X(fread) X(fread_unlocked) X(pthread_sigmask) X(sigprocmask) X(sigpending) X(sigtimedwait)           \
   X(sigwaitinfo) X(sigwait) X(sigsuspend) X(pause) X(raise) X(epoll_pwait2)   \
-  X(clock_gettime) X(clock_getres) X(getrusage)
+  X(clock_gettime) X(clock_getres) X(getrusage) X(syscall)
 
 struct ch_real {
 #define CH_REAL_FIELD(n) __typeof__(n) *n;

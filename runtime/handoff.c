@@ -301,11 +301,17 @@ static void give(struct ch_m *m, struct ch_sched *s) {
   futex_wake(&m->wake);
 }
 
-bool ch_handoff_try(struct ch_sched *s) {
+bool ch_handoff_worth(struct ch_sched *s) {
   struct ch_m *old = atomic_load_explicit(&s->m, memory_order_acquire);
   if (!old || atomic_load_explicit(&s->pinned, memory_order_relaxed)) return false;
   if (atomic_load_explicit(&old->in_rt, memory_order_relaxed)) return false; /* inside: not stuck there */
-  if (!has_work(s, ch_now_ns())) return false;
+  return has_work(s, ch_now_ns());
+}
+
+bool ch_handoff_try(struct ch_sched *s) {
+  if (!ch_handoff_worth(s)) return false;
+  struct ch_m *old = atomic_load_explicit(&s->m, memory_order_acquire);
+  if (!old) return false;
   struct ch_m *m = spare_get(); /* before taking s: once taken, s must get an M */
   if (!m) return false;         /* at the cap: the stall goes on */
   struct ch_m *expect = old;

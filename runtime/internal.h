@@ -188,6 +188,7 @@ enum ch_wait {
   CH_WAIT_ONCE,
   CH_WAIT_FILE,     /* a stdio stream's lock (flockfile) */
   CH_WAIT_OTHER,    /* a parking-lot wait of the runtime's own (offload) */
+  CH_WAIT_FUTEX,    /* futex(2) through syscall() (futex.c; wait_obj: the futex word) */
 };
 
 /* A pending deadline, owned by a parked coroutine (lives on its stack). */
@@ -461,6 +462,8 @@ bool ch_handoff_enabled(void);
 /* The monitor: hand s to a spare M if its coroutine is stuck outside the runtime and it has other
  * work; true if it did. */
 bool ch_handoff_try(struct ch_sched *s);
+/* The cheap half of ch_handoff_try's checks (no fence, no spare): whether s could be handed now. */
+bool ch_handoff_worth(struct ch_sched *s);
 void ch_handoff_after_fork(void);
 int ch_handoff_threads(void);
 void ch_handoff_early(void); /* at load (config.c): the fence's registration, while single-threaded */ /* OS threads running or ready to run worker schedulers (workers, spares) */
@@ -671,6 +674,11 @@ void ch_flockfile(FILE *f);
 void ch_funlockfile(FILE *f);
 /* The caller is a coroutine on a worker (waits there must never block the OS thread). */
 bool ch_on_worker(void);
+
+/* ---- futex.c: futex(2) through libc's syscall() ------------------------------------------------ */
+/* >= 0, -errno, or CH_E_PASS: let the kernel do it (not a coroutine on a worker, an operation not
+ * emulated). */
+long ch_futex(uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts, uint32_t *uaddr2, uint32_t val3);
 
 /* ---- offload.c --------------------------------------------------------------------------------------- */
 void ch_offload(void (*fn)(void *), void *arg); /* fn(arg) on a helper thread; the coroutine parks */

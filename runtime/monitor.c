@@ -496,6 +496,16 @@ static uint64_t thread_cpu_ns(int tid) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Whether task tid sleeps in the kernel (state S or D in /proc/self/task/TID/stat): blocked in a
+ * system call, not computing and not waiting for a CPU. */
+static bool task_asleep(int tid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+  if (read_small(path, buf, sizeof buf) <= 0) return false;
+  const char *p = strrchr(buf, ')'); /* the name may hold anything, ')' included: the last one */
+  return p && p[1] == ' ' && (p[2] == 'S' || p[2] == 'D');
+}
+
 /* What the kernel says task tid is doing: /proc/self/task/TID/syscall ("running", "nr args sp pc",
  * or "-1 sp pc"); false if it cannot be read. */
 static bool task_syscall(int tid, char *sc, size_t n) {
@@ -620,7 +630,15 @@ static bool sample(uint64_t now) {
     if (poll & 1) continue; /* idle in its poll all along */
     busy = true;
     uint64_t d = now - w->since;
-    if (d <= ch_config.handoff_ns) continue;
+    if (d <= ch_config.handoff_ns) {
+      /* Asleep in the kernel (a system call the hooks do not emulate: an fsync, io_uring_enter, a raw
+       * futex wait) across two samples: its scheduler goes to a spare OS thread now, as Go's sysmon
+       * retakes a P in a system call after one tick; a computation gets the whole threshold. */
+      if (d >= CH_MON_BUSY_NS && atomic_load_explicit(&handoff_on, memory_order_relaxed) && ch_handoff_worth(s) &&
+          task_asleep(s->tid) && ch_handoff_try(s))
+        w->valid = false;
+      continue;
+    }
     if (!w->reported) {
       char sc[256] = "";
       task_syscall(s->tid, sc, sizeof sc);

@@ -153,6 +153,8 @@ def _wait_text(co, deadline, now):
         text = "stdio stream lock 0x%x" % obj
     elif kind == "CH_WAIT_OTHER":
         text = "other (runtime wait on 0x%x)" % obj
+    elif kind == "CH_WAIT_FUTEX":
+        text = "futex 0x%x (syscall)" % obj
     else:
         text = "parked (%s)" % kind
     if deadline is not None:
