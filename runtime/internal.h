@@ -284,6 +284,10 @@ struct ch_sched {
   struct ch_m *_Atomic m;    /* [atomic] written by the owning M and the monitor (handoff protocol) */
   _Atomic long pinned;       /* [thread, read by the monitor] sum of its coroutines' pins */
   _Atomic uint64_t due;      /* [thread, read by the monitor] earliest timer deadline (timer.c) */
+  /* Set by the monitor when the running coroutine has kept the scheduler for a while with other work
+   * waiting; the next hooked I/O call it makes yields first (ch_io_fd), as Go's preemption flag is
+   * checked at function entry. Cleared at every switch. */
+  _Atomic int preempt;       /* [atomic] */
   ch_coro *os_coro;          /* [thread] the coroutine that stands for the OS thread itself, whose calls
                                 a process-directed signal interrupts: &main, or in a fork() child the
                                 coroutine-thread that forked (it keeps its identity: ch_sched_after_fork) */

@@ -43,6 +43,10 @@ struct ch_fdinfo *ch_io_fd(int fd) {
   if (kind < 0 || kind == CH_FD_FILE || kind == CH_FD_INTERNAL) return NULL;
   if (atomic_load_explicit(&fi->user_nonblock, memory_order_relaxed)) return NULL;
   if (kind == CH_FD_ANON) atomic_store_explicit(&fi->nowait_bad, 1, memory_order_relaxed);
+  /* A coroutine that finds its data ready call after call never parks: when the monitor says others
+   * have waited long enough, this call yields first (natively the kernel would have time-sliced it). */
+  struct ch_sched *s = ch_tls_sched;
+  if (s && CH_UNLIKELY(atomic_load_explicit(&s->preempt, memory_order_relaxed))) ch_yield();
   return fi;
 }
 

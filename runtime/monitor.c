@@ -71,6 +71,7 @@ struct wstate {
 static struct wstate ws[CH_MON_WORKERS];
 static _Atomic int started; /* 0 not yet, 1 running (or being started) in this process */
 static _Atomic bool handoff_on; /* workers run: watch them for handoffs (ch_monitor_start_handoff) */
+static bool stall_watch;        /* COHOOK_LOG or COHOOK_STATS: stalls are reported or counted */
 static int probe_sig;       /* SIGURG once our handler is installed, else 0 */
 
 /* One backtrace request at a time (the monitor's). tid: the worker asked (the monitor sets it), -1
@@ -623,20 +624,36 @@ static bool sample(uint64_t now) {
       *w = (struct wstate){.sw = sw, .poll = poll, .since = now, .trace_sw = w->trace_sw, .valid = true};
       if (!(poll & 1)) {
         busy = true;
-        w->cpu = thread_cpu_ns(s->tid);
+        /* The worker's CPU time, for the stall reports' "the kernel did not run it" test: a system
+         * call per busy worker per sample, only when stalls are reported or counted. */
+        w->cpu = stall_watch ? thread_cpu_ns(s->tid) : UINT64_MAX;
       }
       continue;
     }
     if (poll & 1) continue; /* idle in its poll all along */
     busy = true;
     uint64_t d = now - w->since;
+    /* Kept 2 ms with others waiting: ask it to yield at its next hooked I/O call (ch_io_fd). A
+     * coroutine that never makes one is handed off at the threshold below. */
+    if (d >= 2 * CH_MON_BUSY_NS && atomic_load_explicit(&handoff_on, memory_order_relaxed) &&
+        !atomic_load_explicit(&s->preempt, memory_order_relaxed) && ch_handoff_worth(s))
+      atomic_store_explicit(&s->preempt, 1, memory_order_relaxed);
     if (d <= ch_config.handoff_ns) {
       /* Asleep in the kernel (a system call the hooks do not emulate: an fsync, io_uring_enter, a raw
        * futex wait) across two samples: its scheduler goes to a spare OS thread now, as Go's sysmon
        * retakes a P in a system call after one tick; a computation gets the whole threshold. */
       if (d >= CH_MON_BUSY_NS && atomic_load_explicit(&handoff_on, memory_order_relaxed) && ch_handoff_worth(s) &&
-          task_asleep(s->tid) && ch_handoff_try(s))
-        w->valid = false;
+          task_asleep(s->tid)) {
+        /* Reported as a stall all the same (COHOOK_LOG): the call it blocks in is worth knowing. */
+        if (!w->reported && ch_config.log >= CH_LOG_WARN) {
+          char sc[256] = "";
+          task_syscall(s->tid, sc, sizeof sc);
+          w->reported = true;
+          atomic_fetch_add_explicit(&ch_stats.stalls, 1, memory_order_relaxed);
+          report(i, s, sw, d, now, sc);
+        }
+        if (ch_handoff_try(s)) w->valid = false;
+      }
       continue;
     }
     if (!w->reported) {
@@ -719,6 +736,7 @@ static void *monitor_main(void *arg) {
     backtrace(f, 4);
   }
   bool watch_knobs = ch_config.log >= CH_LOG_WARN || ch_config.stats;
+  stall_watch = watch_knobs;
   uint64_t trace_ns = (uint64_t)ch_config.trace_ms * 1000000u;
   uint64_t now = ch_now_ns(), period = CH_MON_BUSY_NS;
   /* Trace lines fall on whole multiples of the period since the process started (Go's do too). */

@@ -198,6 +198,8 @@ static inline void switch_to(struct ch_sched *s, ch_coro *from, ch_coro *to) {
 #endif
   s->current = to;
   s->nswitch++;
+  if (CH_UNLIKELY(atomic_load_explicit(&s->preempt, memory_order_relaxed)))
+    atomic_store_explicit(&s->preempt, 0, memory_order_relaxed); /* the monitor's request is met */
   ch_cpuclock_switch(&from->cpu, &to->cpu, s->tid); /* one load until CPU clocks are asked for */
   /* The target's thread identity: from here to the jump this code touches no TLS (ident.c). */
   if (from->tp != to->tp) ch_tls_set_tp(to->tp);
