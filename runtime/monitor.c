@@ -12,8 +12,11 @@
  * every switch) and st.npoll (odd while the worker sits in its event loop's poll). A worker whose
  * counters stayed the same across samples spanning more than COHOOK_HANDOFF_US, while not in its poll,
  * has been running one coroutine all that time: a stall. No clock is read on the switch path; the
- * monitor reads the clock, once per sample. It samples every millisecond while any worker is busy and
- * backs off to 20 ms while all sit in their polls, so an idle program costs it a wake-up every 20 ms.
+ * monitor reads the clock, once per sample. It samples every millisecond while a worker has not
+ * switched since the last look, backs off to 4 ms while all busy workers keep switching, and to 20 ms
+ * while all sit in their polls, so an idle program costs it a wake-up every 20 ms.
+ *
+ * The same samples drive the handoff (handoff.c): see sample().
  *
  * A stall report says what the stuck coroutine is doing, from /proc/self/task/TID/syscall:
  *   - in a system call the hooks do not emulate: its name, and its frames from the pc and a bounded
@@ -54,6 +57,7 @@
 
 #define CH_MON_BUSY_NS 1000000ull      /* sample period while any worker runs something */
 #define CH_MON_IDLE_NS 20000000ull     /* the most it backs off to while all workers are idle */
+#define CH_MON_HEALTHY_NS 4000000ull   /* ... while all busy workers keep switching */
 #define CH_MON_THREADS_NS 100000000ull /* OS thread count sampled this often (COHOOK_STATS) */
 #define CH_MON_WORKERS 1024            /* COHOOK_WORKERS' maximum */
 #define CH_PROBE_FRAMES 64
@@ -599,8 +603,9 @@ static void report(int wi, struct ch_sched *s, uint64_t sw, uint64_t d, uint64_t
 }
 
 /* One sample of every worker; whether any was busy (running something, not idle in its poll). */
-static bool sample(uint64_t now) {
-  bool busy = false;
+enum { MON_IDLE = 0, MON_BUSY = 1, MON_STUCK = 2 };
+static int sample(uint64_t now) {
+  int busy = MON_IDLE;
   int n = ch_worker_count();
   if (n > CH_MON_WORKERS) n = CH_MON_WORKERS;
   for (int i = 0; i < n; i++) {
@@ -623,7 +628,7 @@ static bool sample(uint64_t now) {
       }
       *w = (struct wstate){.sw = sw, .poll = poll, .since = now, .trace_sw = w->trace_sw, .valid = true};
       if (!(poll & 1)) {
-        busy = true;
+        if (busy == MON_IDLE) busy = MON_BUSY;
         /* The worker's CPU time, for the stall reports' "the kernel did not run it" test: a system
          * call per busy worker per sample, only when stalls are reported or counted. */
         w->cpu = stall_watch ? thread_cpu_ns(s->tid) : UINT64_MAX;
@@ -631,7 +636,7 @@ static bool sample(uint64_t now) {
       continue;
     }
     if (poll & 1) continue; /* idle in its poll all along */
-    busy = true;
+    busy = MON_STUCK;
     uint64_t d = now - w->since;
     /* Kept 2 ms with others waiting: ask it to yield at its next hooked I/O call (ch_io_fd). A
      * coroutine that never makes one is handed off at the threshold below. */
@@ -750,7 +755,7 @@ static void *monitor_main(void *arg) {
       want = next_trace > now ? next_trace - now : 0;
     if (want) nap(want);
     now = ch_now_ns();
-    bool busy = watch && sample(now);
+    int busy = watch ? sample(now) : MON_IDLE;
     if (ch_config.stats && now >= next_threads) {
       uint64_t t = (uint64_t)ch_os_threads();
       if (t > atomic_load_explicit(&ch_stats.os_threads_peak, memory_order_relaxed))
@@ -762,8 +767,12 @@ static void *monitor_main(void *arg) {
       next_trace += trace_ns;
       if (next_trace <= now) next_trace = now + trace_ns; /* we overslept (a stopped process) */
     }
-    /* Busy: sample every millisecond. All idle in their polls: back off, doubling, to 20 ms. */
-    period = busy ? CH_MON_BUSY_NS : 2 * period > CH_MON_IDLE_NS ? CH_MON_IDLE_NS : 2 * period;
+    /* A worker that did not switch since the last look: every millisecond. Busy ones that all
+     * switched: back off, doubling, to CH_MON_HEALTHY_NS (a stall is then seen up to that much later,
+     * and the monitor does not take a CPU from busy workers a thousand times a second). All idle in
+     * their polls: to CH_MON_IDLE_NS. */
+    uint64_t most = busy == MON_BUSY ? CH_MON_HEALTHY_NS : CH_MON_IDLE_NS;
+    period = busy == MON_STUCK ? CH_MON_BUSY_NS : 2 * period > most ? most : 2 * period;
   }
   return NULL;
 }
