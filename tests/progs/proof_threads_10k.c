@@ -17,16 +17,6 @@ static void *body(void *arg) {
   return arg;
 }
 
-static int os_threads(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  int n = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (sscanf(line, "Threads: %d", &n) == 1) break;
-  if (f) fclose(f);
-  return n;
-}
-
 int main(void) {
   static pthread_t t[N];
   double t0 = now_s();

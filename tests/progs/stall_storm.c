@@ -32,16 +32,6 @@ static void *storm(void *arg) {
   return NULL;
 }
 
-static int os_threads(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  int n = -1;
-  while (f && fgets(line, sizeof line, f))
-    if (sscanf(line, "Threads: %d", &n) == 1) break;
-  if (f) fclose(f);
-  return n;
-}
-
 int main(void) {
   static pthread_t t[N];
   pthread_attr_t a;
