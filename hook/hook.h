@@ -25,6 +25,7 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
@@ -64,7 +65,8 @@ int __underflow(FILE *); /* exported by glibc (for its getc macros), declared by
   X(fgetc_unlocked) X(getc_unlocked) X(__uflow) X(__underflow) X(fgets) X(fgets_unlocked) X(getdelim) \
   X(fread) X(fread_unlocked) X(pthread_sigmask) X(sigprocmask) X(sigpending) X(sigtimedwait)           \
   X(sigwaitinfo) X(sigwait) X(sigsuspend) X(pause) X(raise) X(epoll_pwait2)   \
-  X(clock_gettime) X(clock_getres) X(getrusage) X(syscall)
+  X(clock_gettime) X(clock_getres) X(getrusage) X(syscall) X(fsync) X(fdatasync) X(syncfs)         \
+  X(sync_file_range) X(msync)
 
 struct ch_real {
 #define CH_REAL_FIELD(n) __typeof__(n) *n;

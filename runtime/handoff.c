@@ -301,6 +301,34 @@ static void give(struct ch_m *m, struct ch_sched *s) {
   futex_wake(&m->wake);
 }
 
+/* Go's entersyscallblock: the calling coroutine is about to make a system call that waits for a
+ * device (fsync and its kin): its scheduler goes to a spare M now, rather than after the monitor has
+ * seen it stuck for a millisecond or more. The coroutine keeps this OS thread for the call and rejoins
+ * its scheduler at its next runtime section (ch_rt_lost), as after any handoff. An idle spare is
+ * woken; with none, one is made (about 100 us, against the milliseconds of the wait), then pooled. */
+void ch_handoff_release(void) {
+  struct ch_m *m = ch_tls_m;
+  if (!m) return; /* not on a worker that can hand off */
+  CH_RT_SECTION();
+  struct ch_sched *s = ch_tls_sched;
+  if (atomic_load_explicit(&s->pinned, memory_order_relaxed)) return;
+  if (atomic_load_explicit(&s->load, memory_order_relaxed) <= 1) return; /* nobody else to run */
+  struct ch_m *spare = spare_get(); /* from the pool, or a thread made now: once, then pooled */
+  if (!spare) return;
+  /* We own s (inside a section); the monitor may hold it at NULL for a moment, deciding: then it is
+   * not ours to give, and the call waits as any other would. */
+  atomic_store_explicit(&spare->in_rt, 1, memory_order_relaxed);
+  struct ch_m *expect = m;
+  if (!atomic_compare_exchange_strong_explicit(&s->m, &expect, spare, memory_order_acq_rel, memory_order_acquire)) {
+    atomic_store_explicit(&spare->in_rt, 0, memory_order_relaxed);
+    spare_push(spare);
+    return;
+  }
+  give(spare, s);
+  atomic_fetch_add_explicit(&ch_stats.handoffs, 1, memory_order_relaxed);
+  /* From here on s is the spare's: nothing of it is touched again (the section's end is this M's). */
+}
+
 bool ch_handoff_worth(struct ch_sched *s) {
   struct ch_m *old = atomic_load_explicit(&s->m, memory_order_acquire);
   if (!old || atomic_load_explicit(&s->pinned, memory_order_relaxed)) return false;

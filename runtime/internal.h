@@ -466,6 +466,9 @@ bool ch_handoff_enabled(void);
 /* The monitor: hand s to a spare M if its coroutine is stuck outside the runtime and it has other
  * work; true if it did. */
 bool ch_handoff_try(struct ch_sched *s);
+/* A hook about to make a system call that waits for a device (fsync ...): hand the caller's scheduler
+ * to a spare OS thread first (Go's entersyscallblock). */
+void ch_handoff_release(void);
 /* The cheap half of ch_handoff_try's checks (no fence, no spare): whether s could be handed now. */
 bool ch_handoff_worth(struct ch_sched *s);
 void ch_handoff_after_fork(void);
