@@ -274,25 +274,71 @@ static void spare_push(struct ch_m *m) {
   ch_unlock(&spare_lock);
 }
 
-static struct ch_m *spare_get(void) {
-  struct ch_m *m = spare_pop();
-  if (m) return m;
-  if (atomic_load_explicit(&nms, memory_order_relaxed) >= ch_config.max_threads) return NULL;
-  m = m_new();
-  if (!m) return NULL;
-  atomic_fetch_add_explicit(&nms, 1, memory_order_relaxed);
-  if (ch_os_thread_detached(spare_main, m, CH_M_STACK) != 0) {
-    atomic_fetch_sub_explicit(&nms, 1, memory_order_relaxed);
-    ch_free(m);
-    return NULL;
-  }
-  atomic_fetch_add_explicit(&ch_stats.spares_made, 1, memory_order_relaxed);
-  /* Wait for it to list itself (a thread start: well under a millisecond) and take it — or any. */
-  for (int i = 0; i < 100000; i++) {
-    if ((m = spare_pop())) return m;
-    ch_sys0(SYS_sched_yield);
+/* Spare Ms are made by one thread of the runtime's own, the spawner, never by the monitor or a
+ * coroutine: glibc's pthread_create allocates (the new thread's DTV) through the program's malloc,
+ * and a malloc that takes a lock (jemalloc, a wrapper with its own mutex) may be waiting for a
+ * coroutine that holds that lock and needs a handoff to run again — the monitor must never wait for
+ * it, nor a coroutine inside a runtime section. So the spawner keeps one spare in reserve (made when
+ * the workers start) and makes more when asked; the monitor takes what is there and, when nothing
+ * is, asks and tries again at its next sample. Ms that lose their scheduler refill the pool too. */
+static _Atomic uint32_t spawn_want; /* futex word: spares asked for and not made yet */
+
+static void *spawner_main(void *arg) {
+  (void)arg;
+  sigset_t all;
+  sigfillset(&all);
+  ch_sys4(SYS_rt_sigprocmask, SIG_BLOCK, &all, NULL, _NSIG / 8);
+  char name[16] = "cohook-spawner";
+  ch_sys(SYS_prctl, PR_SET_NAME, name, 0);
+  for (;;) {
+    uint32_t want = atomic_load_explicit(&spawn_want, memory_order_acquire);
+    if (!want) {
+      ch_sys4(SYS_futex, &spawn_want, FUTEX_WAIT_PRIVATE, 0, NULL);
+      continue;
+    }
+    if (atomic_load_explicit(&nms, memory_order_relaxed) < ch_config.max_threads) {
+      struct ch_m *m = m_new();
+      if (m) {
+        atomic_fetch_add_explicit(&nms, 1, memory_order_relaxed);
+        if (ch_os_thread_detached(spare_main, m, CH_M_STACK) == 0) {
+          atomic_fetch_add_explicit(&ch_stats.spares_made, 1, memory_order_relaxed);
+        } else {
+          atomic_fetch_sub_explicit(&nms, 1, memory_order_relaxed);
+          ch_free(m);
+        }
+      }
+    }
+    atomic_fetch_sub_explicit(&spawn_want, 1, memory_order_acq_rel);
   }
   return NULL;
+}
+
+static void spawn_ask(void) {
+  /* One request at a time is enough: the next sample asks again if it still finds none. */
+  uint32_t zero = 0;
+  if (atomic_compare_exchange_strong_explicit(&spawn_want, &zero, 1, memory_order_acq_rel, memory_order_relaxed))
+    ch_sys4(SYS_futex, &spawn_want, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
+static _Atomic int spawner_state; /* 0 none, 1 running */
+
+int ch_handoff_spawner(void) { return atomic_load_explicit(&spawner_state, memory_order_relaxed); }
+
+void ch_handoff_start(void) {
+  int zero = 0;
+  if (!atomic_compare_exchange_strong(&spawner_state, &zero, 1)) return;
+  atomic_store_explicit(&spawn_want, 1, memory_order_release); /* the reserve spare */
+  if (ch_os_thread_detached(spawner_main, NULL, CH_M_STACK) != 0) {
+    atomic_store(&spawn_want, 0);
+    atomic_store(&spawner_state, 0);
+  }
+}
+
+/* An idle spare, or NULL (the spawner is asked for one). Never blocks. */
+static struct ch_m *spare_get(void) {
+  struct ch_m *m = spare_pop();
+  if (!m) spawn_ask();
+  return m;
 }
 
 static void give(struct ch_m *m, struct ch_sched *s) {
@@ -305,7 +351,7 @@ static void give(struct ch_m *m, struct ch_sched *s) {
  * device (fsync and its kin): its scheduler goes to a spare M now, rather than after the monitor has
  * seen it stuck for a millisecond or more. The coroutine keeps this OS thread for the call and rejoins
  * its scheduler at its next runtime section (ch_rt_lost), as after any handoff. An idle spare is
- * woken; with none, one is made (about 100 us, against the milliseconds of the wait), then pooled. */
+ * woken; with none, the call waits on the worker as it did before (and the spawner makes one). */
 void ch_handoff_release(void) {
   struct ch_m *m = ch_tls_m;
   if (!m) return; /* not on a worker that can hand off */
@@ -313,7 +359,7 @@ void ch_handoff_release(void) {
   struct ch_sched *s = ch_tls_sched;
   if (atomic_load_explicit(&s->pinned, memory_order_relaxed)) return;
   if (atomic_load_explicit(&s->load, memory_order_relaxed) <= 1) return; /* nobody else to run */
-  struct ch_m *spare = spare_get(); /* from the pool, or a thread made now: once, then pooled */
+  struct ch_m *spare = spare_get(); /* an idle one, if any (never made here: see spare_get) */
   if (!spare) return;
   /* We own s (inside a section); the monitor may hold it at NULL for a moment, deciding: then it is
    * not ours to give, and the call waits as any other would. */
@@ -369,6 +415,8 @@ void ch_handoff_after_fork(void) {
   spares = NULL;
   nspares = 0;
   atomic_store(&nms, 0);
+  atomic_store(&spawn_want, 0);
+  atomic_store(&spawner_state, 0); /* the parent's spawner is not in the child */
   atomic_store(&spare_lock.state, 0);
   ch_tls_m = NULL;
   ch_tls_rt_depth = 0;

@@ -473,7 +473,9 @@ void ch_handoff_release(void);
 bool ch_handoff_worth(struct ch_sched *s);
 void ch_handoff_after_fork(void);
 int ch_handoff_threads(void);
-void ch_handoff_early(void); /* at load (config.c): the fence's registration, while single-threaded */ /* OS threads running or ready to run worker schedulers (workers, spares) */
+void ch_handoff_early(void); /* at load (config.c): the fence's registration, while single-threaded */
+void ch_handoff_start(void); /* the workers run: start the spawner, which makes the reserve spare */
+int ch_handoff_spawner(void); /* 1 while this process has the spawner thread */ /* OS threads running or ready to run worker schedulers (workers, spares) */
 /* sched.c, for handoff.c */
 ch_coro *ch_sched_next_ready(struct ch_sched *s);
 void ch_sched_requeue(ch_coro *co);           /* queue a running coroutine on its scheduler's inbox */

@@ -143,10 +143,10 @@ static void report(void) {
   if (ms < workers) ms = workers; /* handoff off: the workers' own threads, uncounted */
   uint64_t peak = atomic_load(&ch_stats.os_threads_peak);
   if ((uint64_t)now_threads > peak) peak = (uint64_t)now_threads;
-  int own = now_threads - ms - mon;
+  int spawner = ch_handoff_spawner(), own = now_threads - ms - mon - spawner;
   put(&o, "  os threads          peak %llu; at exit %d (%d running the %d worker schedulers or spare, %d monitor, "
-          "%d the program's own)\n",
-      (unsigned long long)peak, now_threads, ms, workers, mon, own > 0 ? own : 0);
+          "%d spawner, %d the program's own)\n",
+      (unsigned long long)peak, now_threads, ms, workers, mon, spawner, own > 0 ? own : 0);
   put(&o, "  schedulers          %zu (workers, and threads of the program that blocked in a hooked call)\n",
       nsched);
   put(&o, "  switches            %llu\n", (unsigned long long)switches);

@@ -85,7 +85,10 @@ static int start(void) {
     while (!atomic_load_explicit(&workers[i].sched, memory_order_acquire)) ch_sys0(SYS_sched_yield);
   atomic_store(&nworkers, want);
   ch_unlock(&start_lock);
-  if (ch_handoff_enabled()) ch_monitor_start_handoff();
+  if (ch_handoff_enabled()) {
+    ch_handoff_start();
+    ch_monitor_start_handoff();
+  }
   return want;
 }
 
