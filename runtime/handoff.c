@@ -228,6 +228,15 @@ static __attribute__((noinline)) void lose(struct ch_m *m, struct ch_sched *s, c
 }
 
 void ch_rt_lost(struct ch_m *m) {
+  /* A fork() child, before ch_sched_after_fork has run (glibc's atfork child handlers run first: an
+   * allocator's unlock wakes futex waiters through syscall(), which enters a section): it is the
+   * process's only thread, and its copy of the scheduler may show a handoff the parent was making.
+   * Nothing can be lost here: no more sections until the child's runtime is made. */
+  if (CH_UNLIKELY(ch_getpid() != ch_process_pid)) {
+    ch_tls_m = NULL;
+    ch_tls_rt_depth = 0;
+    return;
+  }
   struct ch_sched *s = ch_tls_sched;
   struct ch_m *o;
   /* NULL: the monitor is between its two steps; it decides within microseconds. */
