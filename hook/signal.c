@@ -166,31 +166,27 @@ static void note_main(int how, const sigset_t *set, const sigset_t *old) {
   ch_sig_main_mask(how == SIG_BLOCK ? o | m : how == SIG_UNBLOCK ? o & ~m : m);
 }
 
+/* An OS thread's mask change goes to libc (pthread_sigmask and sigprocmask answer errors in their own
+ * conventions; fn's answer is returned as it is), noted if it is the main thread's. */
+static int os_thread_mask(int (*fn)(int, const sigset_t *, sigset_t *), int how, const sigset_t *set, sigset_t *old) {
+  sigset_t o;
+  int r = fn(how, set, &o);
+  if (r == 0) {
+    note_main(how, set, &o);
+    if (old) *old = o;
+  }
+  return r;
+}
+
 CH_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old) {
   ch_coro *co = sig_coro();
-  if (!co) {
-    sigset_t o;
-    int r = REAL(pthread_sigmask)(how, set, &o);
-    if (r == 0) {
-      note_main(how, set, &o);
-      if (old) *old = o;
-    }
-    return r;
-  }
+  if (!co) return os_thread_mask(REAL(pthread_sigmask), how, set, old);
   return -ch_sig_procmask(co, how, set, old);
 }
 
 CH_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old) {
   ch_coro *co = sig_coro();
-  if (!co) {
-    sigset_t o;
-    int r = REAL(sigprocmask)(how, set, &o);
-    if (r == 0) {
-      note_main(how, set, &o);
-      if (old) *old = o;
-    }
-    return r;
-  }
+  if (!co) return os_thread_mask(REAL(sigprocmask), how, set, old);
   return (int)ch_ret(ch_sig_procmask(co, how, set, old));
 }
 
