@@ -8,27 +8,21 @@
  */
 #include "hook.h"
 
-/* libev watches readable and writable only. A request for urgent data (POLLPRI), for errors alone
- * (events 0) or read hang-ups alone cannot be waited for through it without waking on readiness
- * nobody asked for (a busy loop) or missing the event: such calls wait in the kernel, blocking their
- * thread, exactly as the program's own call. */
+/* libev watches readable and writable only; urgent data (POLLPRI, select's exception sets) is watched
+ * by the runtime's own edge-triggered set (runtime/loop.c), and an fd that set cannot take (one that
+ * cannot be polled) waits in the kernel. A request for errors alone (events 0), read hang-ups alone or
+ * POLLRDBAND cannot be waited for without waking on readiness nobody asked for (a busy loop) or
+ * missing the event: such calls wait in the kernel, blocking their thread, as the program's own. */
 /* glibc declares poll's array write-only (access attribute), though poll reads each `events`:
  * GCC then believes we read it uninitialised. */
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 static bool expressible(const struct pollfd *fds, nfds_t n) {
   for (nfds_t i = 0; i < n; i++)
-    if (fds[i].fd >= 0 && (!(fds[i].events & (POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM)) ||
-                           (fds[i].events & (POLLPRI | POLLRDBAND))))
+    if (fds[i].fd >= 0 && (!(fds[i].events & (POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM | POLLPRI)) ||
+                           (fds[i].events & POLLRDBAND)))
       return false;
   return true;
-}
-
-static bool any_set(int nfds, const fd_set *set) {
-  if (!set) return false;
-  for (int fd = 0; fd < nfds && fd < FD_SETSIZE; fd++)
-    if (FD_ISSET(fd, set)) return true;
-  return false;
 }
 
 CH_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
@@ -85,8 +79,7 @@ CH_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *t
 }
 
 CH_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv) {
-  if (ch_tls_bypass || (tv && tv->tv_sec == 0 && tv->tv_usec == 0) || any_set(nfds, ex))
-    return REAL(select)(nfds, rd, wr, ex, tv); /* exception sets (urgent data) wait in the kernel */
+  if (ch_tls_bypass || (tv && tv->tv_sec == 0 && tv->tv_usec == 0)) return REAL(select)(nfds, rd, wr, ex, tv);
   if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0)) return (int)ch_ret(-EINVAL);
   if (nfds < 0) return (int)ch_ret(-EINVAL);
   CH_STAT_CALL(CH_FAM_POLL);
@@ -105,9 +98,9 @@ CH_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, struct timeva
 CH_EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts,
                       const sigset_t *mask) {
   ch_coro *co = mask_coro(mask);
-  if (co && ((ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || any_set(nfds, ex)))
+  if (co && ts && ts->tv_sec == 0 && ts->tv_nsec == 0)
     return (int)ch_ret(MASKED(co, mask, libc_res(REAL(pselect)(nfds, rd, wr, ex, ts, NULL))));
-  if (ch_tls_bypass || (mask && !co) || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || any_set(nfds, ex))
+  if (ch_tls_bypass || (mask && !co) || (ts && ts->tv_sec == 0 && ts->tv_nsec == 0))
     return REAL(pselect)(nfds, rd, wr, ex, ts, mask);
   if (nfds < 0 || (ts && (ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000 || ts->tv_sec < 0)))
     return (int)ch_ret(-EINVAL);

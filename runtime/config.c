@@ -34,7 +34,7 @@ bool ch_stats_on;
 static const char *const knobs[] = {"COHOOK_WORKERS", "COHOOK_THREADS",    "COHOOK_STACK_SIZE",
                                     "COHOOK_TLS",     "COHOOK_STATS",      "COHOOK_LOG",
                                     "COHOOK_TRACE",   "COHOOK_HANDOFF_US", "COHOOK_MAX_THREADS",
-                                    "COHOOK_HANDOFF"};
+                                    "COHOOK_HANDOFF", "COHOOK_STEAL"};
 
 #ifdef CH_DEBUG_ASSERT
 void ch_assert_fail(const char *cond, const char *file, int line) {
@@ -248,6 +248,9 @@ void ch_config_load(void) {
   ch_config.handoff_off = two_modes("COHOOK_HANDOFF", "on", "off",
                                     "on (default: a stuck worker's scheduler moves to another OS thread) "
                                     "or off (it stays: for comparisons)");
+  ch_config.steal_off = two_modes("COHOOK_STEAL", "on", "off",
+                                  "on (default: an idle worker takes runnable coroutine-threads from a "
+                                  "busy one) or off (they stay where they were placed: for comparisons)");
   ch_config.max_threads = whole("COHOOK_MAX_THREADS", 1, 1000000, 10000,
                                 "the most OS threads running schedulers (default 10000)");
   warn_unknown();

@@ -12,7 +12,9 @@
  * (its offset from the thread pointer is the same in every block: initial-exec TLS).
  *
  * Invariant: a coroutine never resumes under another thread pointer than the one it ran with —
- * compilers cache TLS addresses (errno's location is a const function). Coroutines do not migrate.
+ * compilers cache TLS addresses (errno's location is a const function). A coroutine-thread may move
+ * to another scheduler and OS thread (handoff.c, work stealing in sched.c) precisely because its
+ * thread pointer, and so every TLS address it cached, goes with it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 static _Atomic int state; /* 0 not probed, 1 enabled, -1 disabled */
 static ptrdiff_t sched_off; /* &ch_tls_sched - thread pointer, in every block alike */
 static ptrdiff_t self_off;  /* &ch_tls_self - thread pointer */
+static ptrdiff_t m_off;     /* &ch_tls_m - thread pointer */
 static size_t reserve;      /* bytes at the top of a stack for the block */
 
 bool ch_ident_enabled(void) {
@@ -34,6 +37,7 @@ bool ch_ident_enabled(void) {
     if (ch_tls_probe(&why) == 0) {
       sched_off = (char *)&ch_tls_sched - (char *)ch_tls_get_tp();
       self_off = (char *)&ch_tls_self - (char *)ch_tls_get_tp();
+      m_off = (char *)&ch_tls_m - (char *)ch_tls_get_tp();
       reserve = (ch_tls_block_size() + ch_tls_block_align() + 63) & ~(size_t)63;
       st = 1;
     } else {
@@ -71,6 +75,13 @@ char *ch_ident_attach(struct ch_stack *st, struct ch_sched *target, void **tp_ou
 }
 
 void ch_ident_set_self(void *tp, ch_coro *co) { *(ch_coro **)(void *)((char *)tp + self_off) = co; }
+
+void ch_ident_move(ch_coro *co, struct ch_sched *to) {
+  CH_ASSERT(co->own_tcb && co->tp);
+  *(struct ch_sched **)(void *)((char *)co->tp + sched_off) = to;
+  *(struct ch_m **)(void *)((char *)co->tp + m_off) = NULL;
+  ch_tls_set_tid(co->tp, to->tid);
+}
 
 void ch_ident_drop(struct ch_stack *st) {
   if (!st->tls_tp) return;

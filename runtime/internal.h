@@ -74,6 +74,7 @@ struct ch_config {
                                   without a switch stalls it (monitor.c; the handoff issue's threshold) */
   long max_threads;            /* COHOOK_MAX_THREADS: cap on the OS threads running schedulers (handoff.c) */
   bool handoff_off;            /* COHOOK_HANDOFF=off: worker schedulers never change OS threads */
+  bool steal_off;              /* COHOOK_STEAL=off: an idle worker never takes another's coroutines */
 };
 extern struct ch_config ch_config;
 enum { CH_STATS_OFF = 0, CH_STATS_STDERR = 1, CH_STATS_FILE = 2 };
@@ -216,8 +217,10 @@ struct cohook_coro {
                                 ident.c), or its OS thread's (a thread's main coroutine, API
                                 coroutines, COHOOK_TLS=worker). Installed on every switch to it. */
   uint64_t magic;            /* [const] CH_CORO_MAGIC while the handle is valid (0 once released) */
-  struct ch_sched *sched;    /* [const] the one thread this coroutine ever runs on (a fork() child's
-                                forking coroutine moves to the child's new scheduler, once) */
+  struct ch_sched *sched;    /* [sched] the scheduler it runs on. Changes only while it is queued and
+                                `movable` (sched.c, work stealing: the giving scheduler's thread writes
+                                it, and the inbox lock publishes it), and in a fork() child (its forking
+                                coroutine moves to the child's new scheduler, once) */
   struct cohook_coro *next;  /* [sched] run queue link; inbox link under the target's inbox_lock */
   struct cohook_coro *coros_next, *coros_prev; /* [sched] its entry in co->sched's registry of
                                 live coroutines (coros), from its first run to its end */
@@ -260,6 +263,13 @@ struct cohook_coro {
   bool sig_waiting;              /* [self] in a wait a handler ends even if it ran as the wait
                                     began (sigsuspend, pause, sigwait, ppoll's mask ...) */
   struct ch_cpuclock cpu;    /* its CPU time, once the program asks for thread CPU clocks (cpuclock.h) */
+  /* Work stealing (sched.c). `movable`: while it sits in a run queue, nothing it will do when it
+   * resumes is tied to the scheduler it is queued on, so another scheduler may run it. Set by the
+   * coroutine itself just before it queues or parks, only where that holds (a fresh coroutine-thread,
+   * a yield, a parking-lot wait without deadline), cleared when it runs again. `relink`: it moved and
+   * enters its new scheduler's registry at its next switch in (after_switch). */
+  bool movable;              /* [sched] */
+  bool relink;               /* [sched] */
 };
 typedef struct cohook_coro ch_coro;
 /* Bytes a coroutine's control block takes at the top of its stack (sched.c, ch_spawn_on). */
@@ -288,6 +298,9 @@ struct ch_sched {
    * waiting; the next hooked I/O call it makes yields first (ch_io_fd), as Go's preemption flag is
    * checked at function entry. Cleared at every switch. */
   _Atomic int preempt;       /* [atomic] */
+  /* 1 while this worker has nothing to run and asks the others for work (sched.c, work stealing);
+   * a busy scheduler that claims it (CAS to 0) pushes movable coroutines into its inbox. */
+  _Atomic int hungry;        /* [atomic] */
   ch_coro *os_coro;          /* [thread] the coroutine that stands for the OS thread itself, whose calls
                                 a process-directed signal interrupts: &main, or in a fork() child the
                                 coroutine-thread that forked (it keeps its identity: ch_sched_after_fork) */
@@ -296,6 +309,7 @@ struct ch_sched {
    * length is the difference (COHOOK_TRACE). Two counters, not one: a push and the pop right after it
    * then do not wait on each other's store. */
   size_t runq_in, runq_out;  /* [thread] */
+  size_t runq_movable;       /* [thread] queued coroutines with `movable` set (work stealing, sched.c) */
   /* The registry of live coroutines, for debuggers (tools/gdb/cohook-gdb.py): each scheduler lists
    * the coroutines that belong to it from their first run to their end (one not started yet is in
    * its run queue or inbox); every scheduler is on one list (sched.c, all_scheds). */
@@ -310,6 +324,7 @@ struct ch_sched {
   ch_lock_t inbox_lock;
   ch_coro *inbox_head, *inbox_tail; /* [inbox_lock] */
   size_t inbox_len;                 /* [inbox_lock] its length (added to runq_in when drained) */
+  size_t inbox_movable;             /* [inbox_lock] how many of them are movable (to runq_movable) */
   _Atomic int inbox_nonempty;       /* [atomic] a hint; the list under the lock is the truth */
   /* a finished coroutine's stack, released by whoever runs next (a stack cannot free itself) */
   ch_coro *dead;             /* [thread] the coroutine whose stack we just left for good */
@@ -371,6 +386,10 @@ static inline void ch_park_prepare(ch_coro *self) {
   atomic_store_explicit(&self->park, CH_PARKED, memory_order_relaxed);
 }
 int ch_park(struct ch_sched *s, uint64_t deadline);
+/* Whether co, as far as its own state goes, may be run by another scheduler while queued (work
+ * stealing: a coroutine-thread with its own TLS and no glibc-kept lock). A caller of ch_park whose
+ * wait is not tied to its scheduler sets co->movable = ch_may_move(co) before parking. */
+bool ch_may_move(const ch_coro *co);
 bool ch_wake(ch_coro *co, int reason);
 int ch_sleep_until(uint64_t deadline);
 
@@ -648,6 +667,9 @@ char *ch_ident_attach(struct ch_stack *st, struct ch_sched *target, void **tp_ou
 size_t ch_ident_reserve(void); /* bytes a block takes at the top of a stack */
 /* The block's ch_tls_self: the coroutine it belongs to (set once the control block is laid out). */
 void ch_ident_set_self(void *tp, ch_coro *co);
+/* co (queued, movable, not running) will run on scheduler `to`: its block's ch_tls_sched and TCB tid
+ * say so, and its ch_tls_m is cleared so that its first switch in picks up to's OS thread. */
+void ch_ident_move(ch_coro *co, struct ch_sched *to);
 /* A stack about to serve a coroutine that is not a coroutine-thread, or to be unmapped: drop any
  * identity it carries. */
 void ch_ident_drop(struct ch_stack *st);
@@ -743,11 +765,16 @@ void ch_loop_run(struct ch_sched *s, int64_t timeout_ns);
 bool ch_loop_pending(struct ch_loop *l);
 /* Thread-safe: make the loop's current or next blocking poll return. */
 void ch_loop_notify(struct ch_loop *l);
-/* Park the current coroutine until fd is ready for events (COHOOK_READABLE/WRITABLE) or the deadline.
- * Returns ready bits (> 0), -ETIMEDOUT, or -EBADF (ch_fd_closed called meanwhile). */
+/* Urgent data (POLLPRI, select's exception sets): a third event bit, the runtime's own (the public API
+ * has COHOOK_READABLE and COHOOK_WRITABLE, which are POLLIN and POLLOUT; this is POLLPRI's value). */
+#define CH_FD_URGENT 0x002
+/* Park the current coroutine until fd is ready for events (COHOOK_READABLE/WRITABLE/CH_FD_URGENT) or
+ * the deadline. Returns ready bits (> 0), -ETIMEDOUT, -EBADF (ch_fd_closed called meanwhile), or
+ * CH_E_NOSCHED: here it cannot wait (an fd that cannot be watched for urgent data). */
 int ch_fd_wait(int fd, int events, uint64_t deadline);
 /* Wait until any of n fds is ready for its events (same bits), or the deadline. Returns > 0 when one
- * was reported ready (the caller asks the kernel which: poll/select semantics), -ETIMEDOUT, -EINTR. */
+ * was reported ready (the caller asks the kernel which: poll/select semantics), -ETIMEDOUT, -EINTR,
+ * CH_E_NOSCHED as above. */
 int ch_fd_wait_any(const int *fds, const int *events, size_t n, uint64_t deadline);
 /* fd is being closed by the program: wake its waiters on this thread with -EBADF, drop the watcher,
  * and bump the fd's generation. */

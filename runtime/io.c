@@ -443,7 +443,7 @@ static int wait_any_intr(const int *fds, const int *events, size_t n, uint64_t d
 }
 
 static int poll_bits(short ev) {
-  return ((ev & (POLLIN | POLLPRI | POLLRDHUP)) ? COHOOK_READABLE : 0) |
+  return ((ev & (POLLIN | POLLRDNORM | POLLRDHUP)) ? COHOOK_READABLE : 0) | ((ev & POLLPRI) ? CH_FD_URGENT : 0) |
          ((ev & (POLLOUT | POLLWRBAND | POLLWRNORM)) ? COHOOK_WRITABLE : 0);
 }
 
@@ -490,7 +490,7 @@ long ch_io_select(int nfds, void *rdv, void *wrv, void *exv, uint64_t deadline) 
     if (r != 0 || deadline == 0 || ch_now_ns() >= deadline) break;
     size_t m = 0;
     for (int fd = 0; fd < nfds && fd < FD_SETSIZE; fd++) {
-      int ev = ((rd && FD_ISSET(fd, &in[0])) || (ex && FD_ISSET(fd, &in[2])) ? COHOOK_READABLE : 0) |
+      int ev = (rd && FD_ISSET(fd, &in[0]) ? COHOOK_READABLE : 0) | (ex && FD_ISSET(fd, &in[2]) ? CH_FD_URGENT : 0) |
                (wr && FD_ISSET(fd, &in[1]) ? COHOOK_WRITABLE : 0);
       if (!ev) continue;
       if (wfds == lfds && m == 64) {

@@ -7,6 +7,14 @@
  *     reports readiness nobody waits for (libev's epoll is level-triggered: an unwanted EPOLLOUT on a
  *     writable socket would otherwise wake us on every iteration);
  *   - one ev_async, so other threads can queue wake-ups (the scheduler's inbox);
+ *   - for urgent data (POLLPRI, select's exception sets), which libev does not watch: a second epoll
+ *     instance of ours, made on first use, itself watched by an ev_io. An fd someone waits on for
+ *     urgent data is added to it once, edge-triggered (EPOLLPRI | EPOLLET): an urgent byte that
+ *     arrives while nobody waits needs no clearing, and every waiter asks the kernel (a zero-timeout
+ *     poll) before it parks. Each entry carries the fd's generation (fdtab.c): an entry left from a
+ *     file closed under another fd number reports a stale generation and is ignored. Database
+ *     servers ask for POLLPRI with POLLIN out of habit (MariaDB waits for every statement so);
+ *     without this each such wait blocked its worker's OS thread;
  *   - the timeout for blocking, from the scheduler's own timer heap (timer.c). libev's epoll backend
  *     rounds waits up to whole milliseconds, so a deadline at least CH_COARSE_NS away uses an ev_timer
  *     that fires 1 ms early, and the final approach to a deadline uses a timerfd, which the kernel
@@ -53,7 +61,7 @@ struct ch_fdwaiter {
   struct ch_fdslot *slot;
   ch_coro *co;
   int fd;
-  int events;  /* COHOOK_READABLE / COHOOK_WRITABLE */
+  int events;  /* COHOOK_READABLE / COHOOK_WRITABLE / CH_FD_URGENT */
   int revents;
 };
 
@@ -62,6 +70,8 @@ struct ch_fdslot {
   struct ch_fdwaiter *waiters;
   uint32_t gen;                /* fdtab generation the watcher was added under; see fdtab.c */
   bool added;                  /* the watcher has been given to epoll at least once for this gen */
+  bool uadded;                 /* the fd is in the urgent-data epoll set for generation ugen */
+  uint32_t ugen;
 };
 
 struct ch_loop {
@@ -78,6 +88,8 @@ struct ch_loop {
   ev_io sentinel_io;
   int sentinel, backend;
   int epfd; /* libev's epoll fd as the hook made it internal (libhook.so), else -1: for the monitor */
+  int ufd;  /* the urgent-data epoll set (see above), -1 until first used */
+  ev_io ufd_io;
   bool dirty;
 };
 
@@ -159,6 +171,42 @@ static void fd_cb(struct ev_loop *ev, ev_io *w, int revents) {
       ev_io_start(ev, w);
     }
   }
+}
+
+/* The urgent-data set has events: wake who waits for urgent data on those fds. */
+static void urgent_cb(struct ev_loop *ev, ev_io *w, int revents) {
+  (void)w, (void)revents;
+  struct ch_loop *l = ev_userdata(ev);
+  struct epoll_event evs[32];
+  long n = ch_sys6(SYS_epoll_pwait, l->ufd, (long)evs, 32, 0, 0, 8); /* more: next round (level) */
+  for (long i = 0; i < n; i++) {
+    int fd = (int)(uint32_t)evs[i].data.u64;
+    uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32);
+    if (fd < 0 || (size_t)fd >= l->nslots || !l->slots[fd] || ch_fd_gen(fd) != gen) continue;
+    for (struct ch_fdwaiter *x = l->slots[fd]->waiters; x; x = x->next)
+      if ((x->events & CH_FD_URGENT) && ch_wake(x->co, CH_WAKE_OK)) x->revents = CH_FD_URGENT;
+  }
+}
+
+/* Make sure fd is in the urgent-data set; false if it cannot be (a file that cannot be polled). */
+static bool watch_urgent(struct ch_loop *l, struct ch_fdslot *slot, int fd) {
+  uint32_t gen = ch_fd_gen(fd);
+  if (slot->uadded && slot->ugen == gen) return true;
+  if (l->ufd < 0) {
+    long u = ch_sys(SYS_epoll_create1, EPOLL_CLOEXEC, 0, 0);
+    if (u < 0) return false;
+    l->ufd = ch_fd_make_internal((int)u);
+    ev_io_init(&l->ufd_io, urgent_cb, l->ufd, EV_READ);
+    ev_io_start(l->ev, &l->ufd_io);
+    l->dirty = l->backend >= 0;
+  }
+  struct epoll_event e = {.events = EPOLLPRI | EPOLLET, .data.u64 = (uint64_t)gen << 32 | (uint32_t)fd};
+  long r = ch_sys4(SYS_epoll_ctl, l->ufd, EPOLL_CTL_ADD, fd, &e);
+  if (r == -EEXIST) r = ch_sys4(SYS_epoll_ctl, l->ufd, EPOLL_CTL_MOD, fd, &e); /* same file, new gen */
+  if (r < 0) return false;
+  slot->uadded = true;
+  slot->ugen = gen;
+  return true;
 }
 
 /* ---- guarding the loop's fds where nothing interposes close() (libcohook.so) ------------------------ */
@@ -258,6 +306,7 @@ struct ch_loop *ch_loop_new(struct ch_sched *s) {
   }
   ev_init(&l->alarm, alarm_cb);
   l->sentinel = l->backend = -1;
+  l->ufd = -1;
   if (!ch_plat()->interposed) guard(l);
   return l;
 }
@@ -272,16 +321,20 @@ static void rebuild(struct ch_loop *l) {
                   "(out of fds or memory?)");
   l->ev = ev;
   ev_init(&l->alarm, alarm_cb);
-  l->tfd = -1; /* the old numbers are not ours any more: forget them, never close them */
+  l->tfd = l->ufd = -1; /* the old numbers are not ours any more: forget them, never close them */
   if (!ch_plat()->interposed) guard(l);
   l->dirty = true;
   for (size_t fd = 0; fd < l->nslots; fd++) {
     struct ch_fdslot *slot = l->slots[fd];
     if (!slot) continue;
     int want = 0;
-    for (struct ch_fdwaiter *x = slot->waiters; x; x = x->next) want |= to_ev(x->events);
+    for (struct ch_fdwaiter *x = slot->waiters; x; x = x->next) {
+      want |= to_ev(x->events);
+      /* Urgent-data waiters: the set is gone; woken, they ask the kernel and wait again. */
+      if (x->events & CH_FD_URGENT) ch_wake(x->co, CH_WAKE_OK);
+    }
     ev_init(&slot->io, fd_cb);
-    slot->added = false;
+    slot->added = slot->uadded = false;
     if (want && ch_sys(SYS_fcntl, fd, F_GETFD, 0) < 0) {
       /* Closed too (libev would assert on it): its waiters see what the program's call would. */
       for (struct ch_fdwaiter *x = slot->waiters; x; x = x->next) ch_wake(x->co, CH_WAKE_CLOSED);
@@ -304,6 +357,7 @@ void ch_loop_free(struct ch_loop *l) {
   ch_free(l->slots);
   if (l->tfd >= 0) ch_sys(SYS_close, l->tfd, 0, 0), ch_fd_forget(l->tfd);
   if (l->sentinel >= 0) ch_sys(SYS_close, l->sentinel, 0, 0), ch_fd_forget(l->sentinel);
+  if (l->ufd >= 0) ch_sys(SYS_close, l->ufd, 0, 0), ch_fd_forget(l->ufd);
   ch_tls_bypass++; /* libev closes its own fds: let those closes through */
   ev_loop_destroy(l->ev);
   ch_tls_bypass--;
@@ -409,11 +463,13 @@ static void watch(struct ch_loop *l, struct ch_fdslot *slot, int fd, int ev) {
   l->dirty = l->backend >= 0; /* libev will call epoll_ctl: make sure its fd is still ours first */
 }
 
-/* Register n waiters, park once, unregister. Returns the park reason (CH_WAKE_*) or -ENOMEM. */
+/* Register n waiters, park once, unregister. Returns the park reason (CH_WAKE_*), -ENOMEM, or
+ * CH_E_NOSCHED when an fd cannot be watched for urgent data (the caller waits natively). */
 static int wait_on(struct ch_sched *s, struct ch_fdwaiter *ws, size_t n, uint64_t deadline) {
   struct ch_loop *l = s->loop;
   CH_ASSERT(s == ch_tls_sched && l->s == s);
   size_t i;
+  bool nosched = false;
   for (i = 0; i < n; i++) {
     struct ch_fdslot *slot = slot_get(l, ws[i].fd);
     if (!slot) break;
@@ -424,10 +480,15 @@ static int wait_on(struct ch_sched *s, struct ch_fdwaiter *ws, size_t n, uint64_
     ws[i].next = slot->waiters;
     if (ws[i].next) ws[i].next->prev = &ws[i];
     slot->waiters = &ws[i];
-    watch(l, slot, ws[i].fd, to_ev(ws[i].events));
+    if (to_ev(ws[i].events)) watch(l, slot, ws[i].fd, to_ev(ws[i].events));
+    if ((ws[i].events & CH_FD_URGENT) && !watch_urgent(l, slot, ws[i].fd)) {
+      i++; /* registered: taken off below */
+      nosched = true;
+      break;
+    }
   }
-  int why = -ENOMEM;
-  if (i == n) {
+  int why = nosched ? CH_E_NOSCHED : -ENOMEM;
+  if (i == n && !nosched) {
     s->current->wait_kind = n == 0 ? CH_WAIT_SLEEP : n == 1 ? CH_WAIT_FD : CH_WAIT_FDS;
     s->current->wait_obj = n ? (uintptr_t)ws[0].fd : 0;
     ch_park_prepare(s->current);
@@ -447,7 +508,7 @@ int ch_fd_wait(int fd, int events, uint64_t deadline) {
   struct ch_sched *s = ch_sched_get();
   if (!s) return CH_E_NOSCHED;
   if (fd < 0) return -EBADF;
-  if (!to_ev(events)) return -EINVAL;
+  if (!(events & (COHOOK_READABLE | COHOOK_WRITABLE | CH_FD_URGENT))) return -EINVAL;
   struct ch_fdwaiter w = {.fd = fd, .events = events};
   CH_STAT_WAIT(s, (events & COHOOK_READABLE) ? CH_FAM_READ : CH_FAM_WRITE);
   switch (wait_on(s, &w, 1, deadline)) {
@@ -455,6 +516,7 @@ int ch_fd_wait(int fd, int events, uint64_t deadline) {
     case CH_WAKE_TIMEOUT: return -ETIMEDOUT;
     case CH_WAKE_CLOSED: return -EBADF;
     case CH_WAKE_INTR: return -EINTR;
+    case CH_E_NOSCHED: return CH_E_NOSCHED;
     default: return -ENOMEM;
   }
 }
@@ -467,7 +529,7 @@ int ch_fd_wait_any(const int *fds, const int *events, size_t n, uint64_t deadlin
   if (!ws) return -ENOMEM;
   size_t m = 0;
   for (size_t i = 0; i < n; i++) {
-    if (fds[i] < 0 || !to_ev(events[i])) continue;
+    if (fds[i] < 0 || !(events[i] & (COHOOK_READABLE | COHOOK_WRITABLE | CH_FD_URGENT))) continue;
     ws[m].fd = fds[i];
     ws[m].events = events[i];
     m++;
@@ -479,6 +541,7 @@ int ch_fd_wait_any(const int *fds, const int *events, size_t n, uint64_t deadlin
     case CH_WAKE_OK: case CH_WAKE_CLOSED: return 1; /* the caller's re-poll reports what happened */
     case CH_WAKE_TIMEOUT: return -ETIMEDOUT;
     case CH_WAKE_INTR: return -EINTR;
+    case CH_E_NOSCHED: return CH_E_NOSCHED;
     default: return -ENOMEM;
   }
 }

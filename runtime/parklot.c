@@ -102,6 +102,9 @@ int ch_pl_wait(const _Atomic uint32_t *addr, uint32_t expected, uint64_t deadlin
   w.co->wait_kind = kind;
   w.co->wait_obj = (uintptr_t)addr;
   CH_STAT_WAIT(s, CH_FAM_SYNC);
+  /* The registration is the bucket's, global: woken, this coroutine may run on any scheduler (work
+   * stealing). Set before the unlock: the waker that queues us counts it (runq_movable). */
+  w.co->movable = deadline == CH_NO_DEADLINE && ch_may_move(w.co);
   ch_park_prepare(w.co); /* before the unlock: a waker that dequeues us next finds us PARKED */
   ch_unlock(&b->lock);
   w.co->intr = intr;

@@ -48,7 +48,9 @@ static _Atomic uint64_t next_id = 1;
  * of 8, while control blocks were still allocated): 87.1 ns without the registry, 87.0 ns with it;
  * with a per-scheduler lock around the list operations, 91.4 ns. Invariant: a coroutine is on the list of co->sched from its first run
  * to its end, and only that scheduler's thread touches the list (a debugger reads it from a stopped
- * process). Whatever one day moves a coroutine between schedulers must move its entry too. */
+ * process). A coroutine that moves to another scheduler (work stealing, below) is unlinked by the
+ * giving scheduler's thread and linked by the taking one's when it first runs there (co->relink): in
+ * between it is in the taker's inbox or run queue, on no list. */
 static struct ch_sched *all_scheds; /* [all_lock] */
 static ch_lock_t all_lock;
 
@@ -75,6 +77,7 @@ static inline void runq_push(struct ch_sched *s, ch_coro *co) {
   else s->runq_head = co;
   s->runq_tail = co;
   s->runq_in++;
+  s->runq_movable += co->movable;
 }
 
 static inline ch_coro *runq_pop(struct ch_sched *s) {
@@ -83,6 +86,7 @@ static inline ch_coro *runq_pop(struct ch_sched *s) {
     s->runq_head = co->next;
     if (!s->runq_head) s->runq_tail = NULL;
     s->runq_out++;
+    s->runq_movable -= co->movable;
   }
   return co;
 }
@@ -93,6 +97,7 @@ void ch_sched_drain_inbox(struct ch_sched *s) {
   s->inbox_head = s->inbox_tail = NULL;
   atomic_store_explicit(&s->inbox_nonempty, 0, memory_order_relaxed);
   s->runq_in += s->inbox_len, s->inbox_len = 0;
+  s->runq_movable += s->inbox_movable, s->inbox_movable = 0;
   ch_unlock(&s->inbox_lock);
   if (!head) return;
   if (s->runq_tail) s->runq_tail->next = head;
@@ -107,6 +112,7 @@ static void inbox_push(struct ch_sched *s, ch_coro *co) {
   else s->inbox_head = co;
   s->inbox_tail = co;
   s->inbox_len++;
+  s->inbox_movable += co->movable;
   atomic_store_explicit(&s->inbox_nonempty, 1, memory_order_relaxed);
   ch_unlock(&s->inbox_lock);
   ch_loop_notify(s->loop);
@@ -119,7 +125,10 @@ static void make_ready(ch_coro *co) {
   else inbox_push(s, co);
 }
 
-void ch_sched_requeue(ch_coro *co) { inbox_push(co->sched, co); }
+void ch_sched_requeue(ch_coro *co) {
+  co->movable = false; /* lost in the middle of a section: it resumes into s's state */
+  inbox_push(co->sched, co);
+}
 
 /* See the park protocol table in internal.h. */
 bool ch_wake(ch_coro *co, int reason) {
@@ -142,6 +151,105 @@ bool ch_wake(ch_coro *co, int reason) {
       return false;
     }
   }
+}
+
+/* ---- work stealing -------------------------------------------------------------------------------
+
+ * An idle worker takes runnable coroutine-threads from a busy one (the design's point 3). Run queues
+ * stay single-owner ([thread], no lock, no atomics on the hot path), so the idle one does not reach
+ * into another's queue: it raises its `hungry` flag before it sleeps, and the first busy worker that
+ * comes to pick its next coroutine with movable ones queued claims the flag and pushes half of them
+ * into the hungry one's inbox — "work requesting" over private queues (Acar, Charguéraud, Rainey,
+ * PPoPP 2013), which keeps stealing off the owner's fast path: one load of a local counter per pick,
+ * and a shared one only when the owner has something to give.
+ *
+ * Only coroutines whose resumption touches nothing of the scheduler they were queued on may move: a
+ * coroutine-thread with its own TLS (the scheduler it runs on is read from its TLS after each switch,
+ * ch_ident_move rewrites it), no glibc-kept lock (glibc recorded the tid: it must not change), and
+ * queued fresh, from a yield, or woken from a parking-lot wait without deadline (mutexes, condvars,
+ * futex(2), joins of the program: the waiter's registration is global, not in a scheduler's loop or
+ * timer heap). An fd wait or a deadline ties it to its scheduler; such coroutines are never moved.
+ * The running coroutine is never moved, even when it is in the queue itself (a yield, or a wake-up
+ * that beat its switch). Invariant: s->runq_movable (+ inbox_movable) counts the queued coroutines
+ * whose `movable` is set; `movable` does not change while a coroutine is queued. */
+
+#define CH_STEAL_SCAN 256 /* queue entries a giver looks at, at most */
+
+static _Atomic int hungry_count; /* workers whose `hungry` is set (a hint: the flags are the truth) */
+
+static bool steal_on(void) { return !ch_config.steal_off && ch_config.workers > 1 && ch_ident_enabled(); }
+
+/* Whether co may move to another scheduler while it is queued, as far as co itself goes. */
+bool ch_may_move(const ch_coro *co) {
+  return co->is_thread && co->own_tcb && co->pins == 0 && co->nrobust == 0 && co->sched->is_worker &&
+         !ch_config.steal_off;
+}
+
+static void hungry_set(struct ch_sched *s) {
+  if (!atomic_exchange_explicit(&s->hungry, 1, memory_order_acq_rel))
+    atomic_fetch_add_explicit(&hungry_count, 1, memory_order_relaxed);
+}
+static bool hungry_clear(struct ch_sched *s) {
+  if (!atomic_exchange_explicit(&s->hungry, 0, memory_order_acq_rel)) return false;
+  atomic_fetch_sub_explicit(&hungry_count, 1, memory_order_relaxed);
+  return true;
+}
+
+/* s has movable coroutines queued and some worker is hungry: give it half of them. */
+static __attribute__((noinline)) void give_work(struct ch_sched *s) {
+  CH_ASSERT(ch_rt_owned(s) && s->is_worker);
+  int n = ch_worker_count();
+  struct ch_sched *to = NULL;
+  for (int i = 0; i < n && !to; i++) {
+    struct ch_sched *h = ch_worker_sched(i);
+    if (h && h != s && atomic_load_explicit(&h->hungry, memory_order_relaxed) && hungry_clear(h)) to = h;
+  }
+  if (!to) return;
+  size_t want = s->runq_movable >= 2 ? s->runq_movable / 2 : 1, taken = 0;
+  ch_coro *head = NULL, *tail = NULL, *prev = NULL;
+  unsigned scanned = 0;
+  for (ch_coro *co = s->runq_head, *next; co && taken < want && scanned < CH_STEAL_SCAN; co = next, scanned++) {
+    next = co->next;
+    if (!co->movable || co == s->current) {
+      prev = co;
+      continue;
+    }
+    /* Out of s's queue ... */
+    if (prev) prev->next = next;
+    else s->runq_head = next;
+    if (s->runq_tail == co) s->runq_tail = prev;
+    s->runq_out++, s->runq_movable--;
+    /* ... and s's registry (a fresh one is on none yet: coro_entry links it where it starts) ... */
+    if (co->coros_prev || s->coros == co) {
+      coros_unlink(s, co);
+      co->coros_prev = co->coros_next = NULL;
+      co->relink = true;
+    }
+    /* ... onto `to`: its TLS says so from its next switch in. */
+    co->sched = to;
+    ch_ident_move(co, to);
+    atomic_fetch_sub_explicit(&s->load, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&to->load, 1, memory_order_relaxed);
+    co->next = NULL;
+    if (tail) tail->next = co;
+    else head = co;
+    tail = co;
+    taken++;
+  }
+  if (!taken) { /* all we had was the running coroutine, or beyond the scan: let another giver try */
+    hungry_set(to);
+    return;
+  }
+  ch_lock(&to->inbox_lock);
+  if (to->inbox_tail) to->inbox_tail->next = head;
+  else to->inbox_head = head;
+  to->inbox_tail = tail;
+  to->inbox_len += taken;
+  to->inbox_movable += taken;
+  atomic_store_explicit(&to->inbox_nonempty, 1, memory_order_relaxed);
+  ch_unlock(&to->inbox_lock);
+  ch_loop_notify(to->loop);
+  atomic_fetch_add_explicit(&ch_stats.steals, taken, memory_order_relaxed);
 }
 
 /* ---- switching ------------------------------------------------------------------------------------ */
@@ -175,6 +283,11 @@ static void after_switch(struct ch_sched *s, ch_coro *self) {
     s->has_dead = false;
     coro_unref(s, s->dead); /* we are off its stack now */
   }
+  self->movable = false; /* running: whatever it does next may tie it to s again */
+  if (CH_UNLIKELY(self->relink)) { /* it moved here from another scheduler (work stealing) */
+    self->relink = false;
+    coros_link(s, self);
+  }
   /* Resumed on another OS thread than last time (its scheduler was handed over, handoff.c): glibc
    * must see this thread's tid in the TCB (mutex owners, raise), and our sections this thread's M. */
   struct ch_m *m = atomic_load_explicit(&s->m, memory_order_relaxed);
@@ -187,7 +300,9 @@ static void after_switch(struct ch_sched *s, ch_coro *self) {
 
 void ch_sched_resumed(struct ch_sched *s, ch_coro *self) { after_switch(s, self); }
 
-static inline void switch_to(struct ch_sched *s, ch_coro *from, ch_coro *to) {
+/* Returns the scheduler `from` runs on when it is resumed: s, unless it moved meanwhile (work
+ * stealing writes the new one into its TLS, ch_ident_move). */
+static inline struct ch_sched *switch_to(struct ch_sched *s, ch_coro *from, ch_coro *to) {
   CH_ASSERT(ch_rt_owned(s));
   from->saved_errno = errno;
   if (CH_UNLIKELY(!from->stack.guarded) && from->stack.lo && !ch_stack_canary_ok(&from->stack))
@@ -205,7 +320,9 @@ static inline void switch_to(struct ch_sched *s, ch_coro *from, ch_coro *to) {
   if (from->tp != to->tp) ch_tls_set_tp(to->tp);
   ch_ctx_jump(&from->sp, to->sp, from);
   CH_ASSERT(ch_tls_get_tp() == from->tp); /* resumed under its own identity */
+  s = ch_tls_sched;
   after_switch(s, from);
+  return s;
 }
 
 /* Remember how deep this coroutine's stack has been seen in use (ch_stack_put trims below that).
@@ -251,13 +368,19 @@ static void poll_events(struct ch_sched *s, bool may_block) {
   if (CH_UNLIKELY(s->sig_seq)) deliver_signal(s);
   if (atomic_load_explicit(&s->inbox_nonempty, memory_order_relaxed)) ch_sched_drain_inbox(s);
   int64_t timeout = 0;
+  bool hungry = false;
   if (may_block) {
     if (s->runq_head) { /* the inbox produced work: no need to ask the kernel */
       if (s->heap_len) ch_timer_fire_expired(s, ch_now_ns());
       return;
     }
-    if (s->is_worker && (!s->heap_len || ch_timer_next(s) > ch_now_ns() + CH_IDLE_SPIN_NS) && idle_spin(s))
+    /* Nothing to run: ask the busy ones for work while we wait (work stealing, above). */
+    hungry = s->is_worker && steal_on();
+    if (hungry) hungry_set(s);
+    if (s->is_worker && (!s->heap_len || ch_timer_next(s) > ch_now_ns() + CH_IDLE_SPIN_NS) && idle_spin(s)) {
+      if (hungry) hungry_clear(s);
       return;
+    }
     uint64_t next = ch_timer_next(s);
     if (next == CH_NO_DEADLINE) {
       timeout = -1;
@@ -267,6 +390,7 @@ static void poll_events(struct ch_sched *s, bool may_block) {
     }
   }
   ch_loop_run(s, timeout);
+  if (hungry) hungry_clear(s);
   if (CH_UNLIKELY(s->sig_seq)) deliver_signal(s);
   if (s->heap_len) ch_timer_fire_expired(s, ch_now_ns());
 }
@@ -291,6 +415,9 @@ static ch_coro *next_ready(struct ch_sched *s) {
   CH_ASSERT(ch_rt_owned(s));
   for (;;) {
     if (s->runq_head) {
+      if (CH_UNLIKELY(s->runq_movable) && s->runq_head != s->runq_tail &&
+          CH_UNLIKELY(atomic_load_explicit(&hungry_count, memory_order_relaxed)))
+        give_work(s);
       if (CH_UNLIKELY(s->round_left == 0)) {
         poll_events(s, false);
         s->round_left = CH_POLL_EVERY;
@@ -341,6 +468,7 @@ int ch_park(struct ch_sched *s, uint64_t deadline) {
     if (atomic_compare_exchange_strong_explicit(&self->park, &p, CH_WAKE_INTR, memory_order_acq_rel,
                                                 memory_order_acquire)) {
       atomic_store_explicit(&self->park, CH_RUNNING, memory_order_relaxed);
+      self->movable = false;
       return CH_WAKE_INTR;
     }
   }
@@ -349,9 +477,13 @@ int ch_park(struct ch_sched *s, uint64_t deadline) {
   struct ch_timer t = {.deadline = deadline, .idx = SIZE_MAX, .co = self};
   if (deadline != CH_NO_DEADLINE) ch_timer_add(s, &t);
   int why;
+  /* Only the caller knows whether its wait is tied to s (an fd watcher in s's loop ...): a parking-lot
+   * wait with no deadline says so by setting self->movable; a timer in s's heap always ties it. */
+  CH_ASSERT(!self->movable || (deadline == CH_NO_DEADLINE && self->own_tcb));
   for (;;) {
     ch_coro *next = next_ready(s);
-    if (next != self) switch_to(s, self, next);
+    if (next != self) s = switch_to(s, self, next);
+    self->movable = false;
     why = atomic_load_explicit(&self->park, memory_order_acquire);
     if (why != CH_WAKE_SIGNAL) break;
     /* Woken only to run a handler whose call the kernel would restart (or by a cancellation
@@ -385,9 +517,11 @@ void ch_yield(void) {
   if (!s) return;
   ch_coro *self = s->current;
   note_depth(self);
+  self->movable = ch_may_move(self); /* nothing after the switch below uses s */
   runq_push(s, self);
   ch_coro *next = next_ready(s);
   if (next != self) switch_to(s, self, next);
+  self->movable = false;
 }
 
 int ch_sleep_until(uint64_t deadline) {
@@ -559,6 +693,7 @@ int ch_spawn_on(struct ch_sched *target, ch_coro **out, cohook_fn fn, void *arg,
   atomic_init(&co->joiner, NULL);
   if (ident) ch_ident_set_self(tp, co);
   co->sp = ch_ctx_make(top, coro_entry);
+  co->movable = ch_may_move(co); /* coro_entry takes its scheduler from its TLS */
   atomic_fetch_add_explicit(&target->load, 1, memory_order_relaxed);
   if (out) *out = co; /* before it can run: pthread_create publishes the id first, too */
   make_ready(co);

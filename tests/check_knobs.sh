@@ -34,6 +34,7 @@ bad COHOOK_TRACE -5; bad COHOOK_TRACE 1s; bad COHOOK_TRACE 3600001; good COHOOK_
 bad COHOOK_HANDOFF_US 99; bad COHOOK_HANDOFF_US 10000001; bad COHOOK_HANDOFF_US 5ms; good COHOOK_HANDOFF_US 5000
 bad COHOOK_MAX_THREADS 0; bad COHOOK_MAX_THREADS many; good COHOOK_MAX_THREADS 100
 bad COHOOK_HANDOFF no; good COHOOK_HANDOFF off; good COHOOK_HANDOFF on
+bad COHOOK_STEAL yes; good COHOOK_STEAL off; good COHOOK_STEAL on
 
 # A COHOOK_* variable that is no knob: one warning naming the closest knob, and the program runs on.
 typo() { # VARIABLE SUGGESTION

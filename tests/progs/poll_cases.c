@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/select.h>
 
 #include "progs_util.h"
 
@@ -197,6 +198,42 @@ int main(void) {
   e = errno;
   show("POLLPRI with OOB data", n, e, pf, 1);
   in_range("poll woke for OOB data", now_s() - t0, 0.1, 150);
+  CHECK(pthread_join(oth, NULL) == 0);
+  CHECK(recv(a, &c, 1, MSG_OOB) == 1);
+  /* What database servers wait with for the next statement: POLLIN | POLLPRI. Urgent data alone
+   * (the kernel reports no POLLIN for it) must end the wait too; so must ordinary data. */
+  t0 = now_s();
+  CHECK(pthread_create(&oth, NULL, oob_fn, &b) == 0);
+  pf[0] = (struct pollfd){.fd = a, .events = POLLIN | POLLPRI};
+  n = poll(pf, 1, 2000);
+  e = errno;
+  show("POLLIN|POLLPRI with OOB data alone", n, e, pf, 1);
+  in_range("poll woke for OOB data alone", now_s() - t0, 0.1, 150);
+  CHECK(pthread_join(oth, NULL) == 0);
+  CHECK(recv(a, &c, 1, MSG_OOB) == 1);
+  t0 = now_s();
+  delayed_write_start(&d, b, 100, "x", 1);
+  pf[0] = (struct pollfd){.fd = a, .events = POLLIN | POLLPRI};
+  n = poll(pf, 1, 2000);
+  e = errno;
+  show("POLLIN|POLLPRI with data", n, e, pf, 1);
+  in_range("poll woke for data", now_s() - t0, 0.1, 150);
+  delayed_write_join(&d);
+  CHECK(read(a, &c, 1) == 1);
+  /* select's exception set is urgent data */
+  t0 = now_s();
+  CHECK(pthread_create(&oth, NULL, oob_fn, &b) == 0);
+  fd_set exs, rds;
+  FD_ZERO(&exs);
+  FD_ZERO(&rds);
+  FD_SET(a, &exs);
+  FD_SET(a, &rds);
+  struct timeval tv = {2, 0};
+  n = select(a + 1, &rds, NULL, &exs, &tv);
+  e = errno;
+  printf("select exceptfds with OOB data: %s, in exceptfds %d, in readfds %d\n", res(n, e), FD_ISSET(a, &exs) ? 1 : 0,
+         FD_ISSET(a, &rds) ? 1 : 0);
+  in_range("select woke for OOB data", now_s() - t0, 0.1, 150);
   CHECK(pthread_join(oth, NULL) == 0);
   CHECK(recv(a, &c, 1, MSG_OOB) == 1);
   pf[0] = (struct pollfd){.fd = a, .events = POLLRDHUP};

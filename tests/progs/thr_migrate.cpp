@@ -1,0 +1,78 @@
+// thr_migrate.cpp — threads that compute in short bursts and meet on a mutex and condition variables,
+// each holding thread-local state (a thread_local object, errno, an exception being handled) across
+// every wait. Under the preload with two workers, a thread woken from a wait may resume on another
+// worker (work stealing): whatever it kept in thread-local storage must still be its own, and the
+// shared counts must come out exact. Prints only what must match natively.
+#include <pthread.h>
+#include <cerrno>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+
+namespace {
+
+constexpr int kThreads = 8;
+constexpr int kRounds = 400;
+
+pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_cond_t turn_cv = PTHREAD_COND_INITIALIZER;
+long shared_total = 0;
+int turn = 0; // whose turn it is among the pair members (round robin over all threads)
+int mismatches = 0;
+
+struct Mine {
+  std::string name;
+  long sum = 0;
+};
+thread_local Mine mine;
+
+void burst(unsigned n) {
+  volatile unsigned x = 0;
+  for (unsigned i = 0; i < n; i++) x += i;
+}
+
+void *run(void *arg) {
+  int id = static_cast<int>(reinterpret_cast<long>(arg));
+  mine.name = "thread-" + std::to_string(id);
+  for (int r = 0; r < kRounds; r++) {
+    burst(2000 + 500 * static_cast<unsigned>(id));
+    errno = 100 + id;
+    try {
+      throw std::runtime_error(mine.name);
+    } catch (const std::exception &e) {
+      // Wait for our turn while the exception is being handled: its state is per thread.
+      pthread_mutex_lock(&mu);
+      while (turn != id) pthread_cond_wait(&turn_cv, &mu);
+      turn = (turn + 1) % kThreads;
+      shared_total += r;
+      pthread_cond_broadcast(&turn_cv);
+      pthread_mutex_unlock(&mu);
+      if (std::string(e.what()) != mine.name || errno != 100 + id) {
+        pthread_mutex_lock(&mu);
+        mismatches++;
+        pthread_mutex_unlock(&mu);
+      }
+    }
+    mine.sum += r;
+  }
+  return reinterpret_cast<void *>(mine.sum);
+}
+
+} // namespace
+
+int main() {
+  pthread_t t[kThreads];
+  for (long i = 0; i < kThreads; i++) pthread_create(&t[i], nullptr, run, reinterpret_cast<void *>(i));
+  long sums = 0;
+  bool each_ok = true;
+  for (int i = 0; i < kThreads; i++) {
+    void *ret = nullptr;
+    pthread_join(t[i], &ret);
+    long s = reinterpret_cast<long>(ret);
+    each_ok = each_ok && s == static_cast<long>(kRounds) * (kRounds - 1) / 2;
+    sums += s;
+  }
+  std::printf("total %ld\nsums %ld\neach thread's own sum: %s\nmismatches %d\n", shared_total, sums,
+              each_ok ? "yes" : "no", mismatches);
+  return 0;
+}
