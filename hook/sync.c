@@ -24,11 +24,30 @@ static bool ts_ok(const struct timespec *ts) { return ts && ts->tv_nsec >= 0 && 
 
 /* ---- mutex ---------------------------------------------------------------------------------------- */
 
-/* Called from inside the program's allocator: never park (real.c says why); wait on the OS thread. */
+/* Called from inside the program's allocator: never park (real.c says why); wait on the OS thread.
+ * And the caller's scheduler stays on this OS thread from before the wait until the unlock
+ * (ch_pin_alloc): a holder of an allocator lock is then always on an OS thread of its own, never
+ * queued behind a handoff, so whoever waits for that lock — the spawner making a spare OS thread
+ * inside glibc's pthread_create, too — waits only for code that runs (runtime/handoff.c). */
 static int lock_in_allocator(pthread_mutex_t *m) {
+  ch_pin_alloc(1);
   ch_tls_bypass++;
   int r = ch_pmutex_lock(m);
   ch_tls_bypass--;
+  if (r) ch_pin_alloc(-1);
+  return r;
+}
+
+static int trylock_in_allocator(pthread_mutex_t *m) {
+  ch_pin_alloc(1); /* before it is held: see lock_in_allocator */
+  int r = ch_pmutex_trylock(m);
+  if (r) ch_pin_alloc(-1);
+  return r;
+}
+
+static int unlock_in_allocator(pthread_mutex_t *m) {
+  int r = ch_pmutex_unlock(m);
+  if (!r) ch_pin_alloc(-1);
   return r;
 }
 
@@ -37,8 +56,14 @@ CH_EXPORT int pthread_mutex_lock(pthread_mutex_t *m) {
   CH_STAT_CALL(CH_FAM_SYNC);
   return ch_pmutex_lock(m);
 }
-CH_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m) { return ch_pmutex_trylock(m); }
-CH_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m) { return ch_pmutex_unlock(m); }
+CH_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m) {
+  if (CH_UNLIKELY(ch_from_allocator(__builtin_return_address(0)))) return trylock_in_allocator(m);
+  return ch_pmutex_trylock(m);
+}
+CH_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m) {
+  if (CH_UNLIKELY(ch_from_allocator(__builtin_return_address(0)))) return unlock_in_allocator(m);
+  return ch_pmutex_unlock(m);
+}
 CH_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abs) {
   CH_STAT_CALL(CH_FAM_SYNC);
   return ch_pmutex_timedlock(m, abs);

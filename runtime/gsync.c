@@ -48,6 +48,14 @@ void ch_pin(int delta) {
   atomic_fetch_add_explicit(&self->sched->pinned, delta, memory_order_relaxed);
 }
 
+void ch_pin_alloc(int delta) {
+  CH_RT_SECTION(); /* the pin is made on the scheduler this OS thread owns, and seen by the monitor */
+  ch_coro *self = ch_thread_self();
+  if (!self || !self->sched->is_worker) return;
+  if (delta < 0 && !self->pins) return; /* an unlock without its lock (taken off a worker): no pin to drop */
+  ch_pin(delta);
+}
+
 bool ch_on_worker(void) {
   struct ch_sched *s = ch_sched_peek();
   return s && s->is_worker && !ch_tls_bypass;

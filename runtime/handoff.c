@@ -34,6 +34,8 @@
 
 #define CH_SPARE_IDLE_NS 1000000000ull /* a spare M with nothing to do this long exits ... */
 #define CH_SPARE_KEEP 2                /* ... unless it is one of the last few */
+#define CH_SPARE_RESERVE 1             /* idle spares the spawner keeps ready (<= CH_SPARE_KEEP) */
+_Static_assert(CH_SPARE_RESERVE >= 1 && CH_SPARE_RESERVE <= CH_SPARE_KEEP, "retiring must not undo the reserve");
 #define CH_M_STACK (256u * 1024u)      /* g0 only schedules and polls: the workers' own size */
 #define CH_M_ALTSTACK (64u * 1024u)
 
@@ -43,6 +45,7 @@ CH_TLS unsigned ch_tls_rt_depth;
 static ch_lock_t spare_lock;
 static struct ch_m *spares; /* [spare_lock] idle Ms, newest first */
 static int nspares;         /* [spare_lock] */
+static _Atomic int ncoming; /* spares the spawner made that have not listed themselves yet */
 static _Atomic int nms;     /* Ms alive: workers and spares (COHOOK_MAX_THREADS counts them) */
 static _Atomic int barrier_state; /* 0 unknown, 1 private expedited membarrier registered, -1 none */
 
@@ -130,8 +133,9 @@ static void m_schedule(struct ch_m *m, struct ch_sched *s) {
 
 /* A spare: wait to be handed a scheduler. NULL when it should exit instead (idle too long). */
 static void spare_push(struct ch_m *m);
-static struct ch_sched *m_wait(struct ch_m *m) {
+static struct ch_sched *m_wait(struct ch_m *m, bool fresh) {
   spare_push(m);
+  if (fresh) atomic_fetch_sub_explicit(&ncoming, 1, memory_order_release); /* counted as listed now */
   uint64_t idle_until = ch_now_ns() + CH_SPARE_IDLE_NS;
   for (;;) {
     struct ch_sched *s = atomic_exchange_explicit(&m->give, NULL, memory_order_acq_rel);
@@ -157,9 +161,11 @@ static struct ch_sched *m_wait(struct ch_m *m) {
 }
 
 static void m_loop(struct ch_m *m, struct ch_sched *s) {
+  bool fresh = !s; /* a new spare from the spawner (ncoming counts it until it is listed) */
   for (;;) {
-    if (!s) s = m_wait(m);
+    if (!s) s = m_wait(m, fresh);
     if (!s) return;
+    fresh = false;
     m_schedule(m, s);
     s = NULL;
   }
@@ -285,12 +291,42 @@ static void spare_push(struct ch_m *m) {
 
 /* Spare Ms are made by one thread of the runtime's own, the spawner, never by the monitor or a
  * coroutine: glibc's pthread_create allocates (the new thread's DTV) through the program's malloc,
- * and a malloc that takes a lock (jemalloc, a wrapper with its own mutex) may be waiting for a
- * coroutine that holds that lock and needs a handoff to run again — the monitor must never wait for
- * it, nor a coroutine inside a runtime section. So the spawner keeps one spare in reserve (made when
- * the workers start) and makes more when asked; the monitor takes what is there and, when nothing
- * is, asks and tries again at its next sample. Ms that lose their scheduler refill the pool too. */
-static _Atomic uint32_t spawn_want; /* futex word: spares asked for and not made yet */
+ * and a malloc that takes a lock (jemalloc, a wrapper with its own mutex) may be held by someone the
+ * monitor or that coroutine would then wait for. The monitor takes what is in the pool and never
+ * waits; with none, it asks and tries again at its next sample.
+ *
+ * The reserve. Invariant: whenever the spawner is idle, nspares + ncoming >= CH_SPARE_RESERVE (up
+ * to COHOOK_MAX_THREADS). Made when the workers start (ch_handoff_start); after every pop that
+ * leaves fewer — a handoff, a release — a replacement is asked for at once (spare_get), so the pool
+ * is refilled while the next stuck coroutine is still to come, not when it is there and a second
+ * handoff finds none. Ms that lose their scheduler come back to the pool too; retiring ones never
+ * take it below CH_SPARE_KEEP (>= the reserve).
+ *
+ * Why the spawner cannot deadlock on the allocator's lock, with a reserve of one. The cycle to
+ * rule out: the spawner waits (inside pthread_create) for an allocator lock L; L's holder X waits
+ * for its scheduler s to get an OS thread; s's OS thread is stuck and s needs a spare; there is
+ * none, and only the spawner could make one. A bigger reserve only moves the bound: the program may
+ * have more threads stuck at once than any reserve (each of them, natively, has its OS thread).
+ * Making spares without malloc (a raw clone() on a stack of our own) does not remove it either: an
+ * M needs a glibc thread control block (its g0 runs libev and glibc's system-call wrappers, which
+ * use errno and the cancellation state through the thread pointer), and a TCB needs a DTV, which
+ * ld.so's _dl_allocate_tls callocs — through the program's malloc, the same L. So the cycle is cut
+ * at X instead: a coroutine that takes, holds or waits for a lock of the program's allocator pins
+ * its scheduler to its OS thread (hook/sync.c, ch_pin_alloc; the monitor re-reads the pin after its
+ * fence, ch_handoff_try) and waits for such a lock on the OS thread, never parked. Then L's holder
+ * is always running on an OS thread of its own — it can be neither queued behind a handoff nor
+ * parked — and needs nothing from us to reach its unlock: the spawner's wait for L ends as it would
+ * natively. (Its scheduler's other coroutines wait meanwhile: allocator sections are short.) Locks
+ * of the program's other than its allocator's are not taken inside pthread_create. */
+static _Atomic uint32_t spawn_want; /* futex word: 1 when the reserve is to be looked at */
+
+/* Below the reserve? (the spawner counts the spares it made that have not listed themselves yet) */
+static bool reserve_short(void) {
+  ch_lock(&spare_lock);
+  int have = nspares;
+  ch_unlock(&spare_lock);
+  return have + atomic_load_explicit(&ncoming, memory_order_acquire) < CH_SPARE_RESERVE;
+}
 
 static void *spawner_main(void *arg) {
   (void)arg;
@@ -300,32 +336,31 @@ static void *spawner_main(void *arg) {
   char name[16] = "cohook-spawner";
   ch_sys(SYS_prctl, PR_SET_NAME, name, 0);
   for (;;) {
-    uint32_t want = atomic_load_explicit(&spawn_want, memory_order_acquire);
-    if (!want) {
+    /* Taken before looking: an ask that comes while we make spares gets another look. */
+    if (!atomic_exchange_explicit(&spawn_want, 0, memory_order_acq_rel)) {
       ch_sys4(SYS_futex, &spawn_want, FUTEX_WAIT_PRIVATE, 0, NULL);
       continue;
     }
-    if (atomic_load_explicit(&nms, memory_order_relaxed) < ch_config.max_threads) {
+    while (reserve_short() && atomic_load_explicit(&nms, memory_order_relaxed) < ch_config.max_threads) {
       struct ch_m *m = m_new();
-      if (m) {
-        atomic_fetch_add_explicit(&nms, 1, memory_order_relaxed);
-        if (ch_os_thread_detached(spare_main, m, CH_M_STACK) == 0) {
-          atomic_fetch_add_explicit(&ch_stats.spares_made, 1, memory_order_relaxed);
-        } else {
-          atomic_fetch_sub_explicit(&nms, 1, memory_order_relaxed);
-          ch_free(m);
-        }
+      if (!m) break;
+      atomic_fetch_add_explicit(&nms, 1, memory_order_relaxed);
+      atomic_fetch_add_explicit(&ncoming, 1, memory_order_relaxed);
+      if (ch_os_thread_detached(spare_main, m, CH_M_STACK) != 0) {
+        atomic_fetch_sub_explicit(&ncoming, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&nms, 1, memory_order_relaxed);
+        ch_free(m);
+        break; /* out of threads for now: the next ask tries again */
       }
+      atomic_fetch_add_explicit(&ch_stats.spares_made, 1, memory_order_relaxed);
     }
-    atomic_fetch_sub_explicit(&spawn_want, 1, memory_order_acq_rel);
   }
   return NULL;
 }
 
 static void spawn_ask(void) {
-  /* One request at a time is enough: the next sample asks again if it still finds none. */
-  uint32_t zero = 0;
-  if (atomic_compare_exchange_strong_explicit(&spawn_want, &zero, 1, memory_order_acq_rel, memory_order_relaxed))
+  /* A system call only for the first ask the spawner has not taken yet. */
+  if (!atomic_exchange_explicit(&spawn_want, 1, memory_order_acq_rel))
     ch_sys4(SYS_futex, &spawn_want, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
 
@@ -336,17 +371,20 @@ int ch_handoff_spawner(void) { return atomic_load_explicit(&spawner_state, memor
 void ch_handoff_start(void) {
   int zero = 0;
   if (!atomic_compare_exchange_strong(&spawner_state, &zero, 1)) return;
-  atomic_store_explicit(&spawn_want, 1, memory_order_release); /* the reserve spare */
+  atomic_store_explicit(&spawn_want, 1, memory_order_release); /* the reserve */
   if (ch_os_thread_detached(spawner_main, NULL, CH_M_STACK) != 0) {
     atomic_store(&spawn_want, 0);
     atomic_store(&spawner_state, 0);
   }
 }
 
-/* An idle spare, or NULL (the spawner is asked for one). Never blocks. */
+/* An idle spare, or NULL. Never blocks. The spawner is asked at once to make up the reserve (the
+ * invariant above): also when this pop succeeded, not only when the next one finds none. A pop
+ * that is given back (spare_push, a handoff that did not happen) leaves one spare too many, for a
+ * second. */
 static struct ch_m *spare_get(void) {
   struct ch_m *m = spare_pop();
-  if (!m) spawn_ask();
+  if (reserve_short()) spawn_ask();
   return m;
 }
 
@@ -403,7 +441,9 @@ bool ch_handoff_try(struct ch_sched *s) {
     return false;
   }
   fence_heavy();
-  if (atomic_load_explicit(&old->in_rt, memory_order_acquire)) {
+  /* After the fence, the pin too (ch_pin_alloc pins inside a section: either that section is seen
+   * through in_rt, or its pin is, or it has not begun and will find s taken). */
+  if (atomic_load_explicit(&old->in_rt, memory_order_acquire) || atomic_load_explicit(&s->pinned, memory_order_relaxed)) {
     atomic_store_explicit(&s->m, old, memory_order_release); /* it came back in time: still old's */
     spare_push(m);
     return false;
@@ -423,6 +463,7 @@ void ch_handoff_after_fork(void) {
    * (ch_sched_after_fork makes it a new scheduler's main). */
   spares = NULL;
   nspares = 0;
+  atomic_store(&ncoming, 0);
   atomic_store(&nms, 0);
   atomic_store(&spawn_want, 0);
   atomic_store(&spawner_state, 0); /* the parent's spawner is not in the child */

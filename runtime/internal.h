@@ -501,6 +501,10 @@ void ch_sched_requeue(ch_coro *co);           /* queue a running coroutine on it
 void ch_sched_resumed(struct ch_sched *s, ch_coro *self); /* after_switch, for a lost coroutine */
 /* The glibc-kept mutexes a coroutine holds (gsync.c): +1 on lock, -1 on unlock. */
 void ch_pin(int delta);
+/* The program's allocator's own locks a coroutine holds or waits for (hook/sync.c): +1 before taking
+ * one, -1 after releasing it (or failing to take it). Pins the scheduler as ch_pin does, inside a
+ * runtime section, so that a monitor deciding a handoff sees it (handoff.c: "the spawner" says why). */
+void ch_pin_alloc(int delta);
 
 /* ---- fdtab.c: per-fd facts shared by the hooks and the loop --------------------------------------- */
 

@@ -74,7 +74,7 @@ srv=""
 cleanup() { [ -n "$srv" ] && kill "$srv" 2>/dev/null; rm -rf "$www"; }
 trap cleanup EXIT
 
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$root/scripts/lib.sh" # freeport
 mem_avail_kb() { awk '/MemAvailable/ {print $2}' /proc/meminfo; }
 
 # start_server CMD... : starts CMD pinned to CPU 0, with @PORT@ in its arguments replaced by a free

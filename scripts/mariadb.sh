@@ -97,7 +97,7 @@ cleanup() {
 trap 'cleanup || true' EXIT
 trap 'exit 130' INT TERM
 
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$root/scripts/lib.sh" # freeport
 
 # "exit status N" or "killed by SIGxxx" for a status as the shell reports it
 describe_status() {

@@ -64,7 +64,7 @@ cleanup() {
 trap 'cleanup || true' EXIT
 trap 'exit 130' INT TERM
 
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$root/scripts/lib.sh" # freeport
 
 # varnishd's processes: the manager and its children (the cache process, VCL compilers)
 vpids() {

@@ -3,7 +3,8 @@
 # load. The stats block written at the server's exit must count what the run did: at least one
 # coroutine-thread per connection (and that many alive at once), reads that had to wait, switches,
 # and no more OS threads than workers + monitor + spawner + its reserve spare + the program's own main
-# thread (runtime/handoff.c: the spawner keeps one spare OS thread ready for a handoff).
+# thread + one a handoff left in a system call (runtime/handoff.c: the spawner keeps one spare OS thread
+# ready for a handoff, and makes up the reserve at once when a handoff takes it).
 set -u
 cohook=$1 server=$2 loadgen=$3 conns=200 workers=2
 dir=$(mktemp -d)
@@ -38,5 +39,5 @@ echo "stats: made=$made peak=$peak read calls=$calls waited=$waited switches=$sw
 [ -n "$waited" ] && [ "$waited" -gt 0 ] || fail "no read waited"
 [ -n "$calls" ] && [ "$calls" -ge "$req" ] || fail "read calls ($calls) < requests served ($req)"
 [ -n "$switches" ] && [ "$switches" -gt 0 ] || fail "no switches"
-[ -n "$osthr" ] && [ "$osthr" -le $((workers + 4)) ] || fail "$osthr OS threads, more than workers + monitor + spawner + spare + main"
+[ -n "$osthr" ] && [ "$osthr" -le $((workers + 5)) ] || fail "$osthr OS threads, more than workers + monitor + spawner + spare + main + one stuck"
 echo "ok"
