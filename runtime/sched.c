@@ -804,6 +804,7 @@ void ch_sched_after_fork(void) {
   ch_pl_after_fork();
   ch_stats_after_fork(); /* before this thread's scheduler is made again, below */
   all_scheds = NULL; /* the parent's schedulers belong to threads the child does not have */
+  atomic_store_explicit(&hungry_count, 0, memory_order_relaxed); /* and so do their hungry flags */
   atomic_store(&all_lock.state, 0);
   struct ch_sched *old = ch_tls_sched;
   ch_handoff_after_fork(); /* the child's only thread is no M: sections are no-ops until it has workers */
