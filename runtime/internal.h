@@ -310,6 +310,7 @@ struct ch_sched {
    * then do not wait on each other's store. */
   size_t runq_in, runq_out;  /* [thread] */
   size_t runq_movable;       /* [thread] queued coroutines with `movable` set (work stealing, sched.c) */
+  size_t give_after;         /* [thread] no giving before runq_out reaches this (sched.c, give_work) */
   /* The registry of live coroutines, for debuggers (tools/gdb/cohook-gdb.py): each scheduler lists
    * the coroutines that belong to it from their first run to their end (one not started yet is in
    * its run queue or inbox); every scheduler is on one list (sched.c, all_scheds). */

@@ -173,7 +173,8 @@ bool ch_wake(ch_coro *co, int reason) {
  * that beat its switch). Invariant: s->runq_movable (+ inbox_movable) counts the queued coroutines
  * whose `movable` is set; `movable` does not change while a coroutine is queued. */
 
-#define CH_STEAL_SCAN 256 /* queue entries a giver looks at, at most */
+#define CH_STEAL_SCAN 256   /* queue entries a giver looks at, at most */
+#define CH_STEAL_BACKOFF 64 /* picks a giver that found nothing to give waits before it looks again */
 
 static _Atomic int hungry_count; /* workers whose `hungry` is set (a hint: the flags are the truth) */
 
@@ -236,8 +237,9 @@ static __attribute__((noinline)) void give_work(struct ch_sched *s) {
     tail = co;
     taken++;
   }
-  if (!taken) { /* all we had was the running coroutine, or beyond the scan: let another giver try */
+  if (!taken) { /* all we had was the running coroutine, or beyond the scan: let another giver try, */
     hungry_set(to);
+    s->give_after = s->runq_out + CH_STEAL_BACKOFF; /* and look again only after a few picks */
     return;
   }
   ch_lock(&to->inbox_lock);
@@ -416,7 +418,7 @@ static ch_coro *next_ready(struct ch_sched *s) {
   for (;;) {
     if (s->runq_head) {
       if (CH_UNLIKELY(s->runq_movable) && s->runq_head != s->runq_tail &&
-          CH_UNLIKELY(atomic_load_explicit(&hungry_count, memory_order_relaxed)))
+          CH_UNLIKELY(atomic_load_explicit(&hungry_count, memory_order_relaxed)) && s->runq_out >= s->give_after)
         give_work(s);
       if (CH_UNLIKELY(s->round_left == 0)) {
         poll_events(s, false);
