@@ -128,4 +128,12 @@ static inline int ch_abs_deadline(clockid_t clk, const struct timespec *abs, uin
   return 0;
 }
 
+/* A read passed to libc (the program's own non-blocking fd, MSG_DONTWAIT) that found nothing: the
+ * fd's receive queue is empty, so a poll for it that follows (recv, EAGAIN, poll: how servers with
+ * non-blocking sockets wait) need not ask the kernel before it parks (runtime/io.c, ch_io_poll). */
+static inline ssize_t ch_passed_read(int fd, ssize_t r) {
+  if (r < 0 && errno == EAGAIN) ch_io_note_empty(fd);
+  return r;
+}
+
 #endif /* CH_HOOK_H */

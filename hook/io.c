@@ -11,7 +11,7 @@ CH_EXPORT ssize_t read(int fd, void *buf, size_t n) {
   q = ch_hook_signalfd_read(fd, buf, n); /* a coroutine-thread's read of a signalfd */
   if (CH_UNLIKELY(q != CH_E_PASS)) return ch_ret(q);
   struct ch_fdinfo *fi = ch_io_fd(fd);
-  if (!fi) return REAL(read)(fd, buf, n);
+  if (!fi) return ch_passed_read(fd, REAL(read)(fd, buf, n));
   CH_STAT_CALL(CH_FAM_READ);
   return ch_ret(ch_io_read(fd, fi, buf, n));
 }

@@ -11,7 +11,7 @@ static struct ch_fdinfo *ours(int fd, int flags) {
 
 CH_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags) {
   struct ch_fdinfo *fi = ours(fd, flags);
-  if (!fi) return REAL(recv)(fd, buf, n, flags);
+  if (!fi) return ch_passed_read(fd, REAL(recv)(fd, buf, n, flags));
   CH_STAT_CALL(CH_FAM_READ);
   return ch_ret(ch_io_recvfrom(fd, fi, buf, n, flags, NULL, NULL));
 }
@@ -24,7 +24,7 @@ CH_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int fla
 CH_EXPORT ssize_t recvfrom(int fd, void *restrict buf, size_t n, int flags, struct sockaddr *restrict addr,
                            socklen_t *restrict alen) {
   struct ch_fdinfo *fi = ours(fd, flags);
-  if (!fi) return REAL(recvfrom)(fd, buf, n, flags, addr, alen);
+  if (!fi) return ch_passed_read(fd, REAL(recvfrom)(fd, buf, n, flags, addr, alen));
   CH_STAT_CALL(CH_FAM_READ);
   return ch_ret(ch_io_recvfrom(fd, fi, buf, n, flags, addr, alen));
 }
@@ -37,7 +37,7 @@ CH_EXPORT ssize_t __recvfrom_chk(int fd, void *restrict buf, size_t n, size_t bu
 
 CH_EXPORT ssize_t recvmsg(int fd, struct msghdr *m, int flags) {
   struct ch_fdinfo *fi = ours(fd, flags);
-  if (!fi) return REAL(recvmsg)(fd, m, flags);
+  if (!fi) return ch_passed_read(fd, REAL(recvmsg)(fd, m, flags));
   CH_STAT_CALL(CH_FAM_READ);
   return ch_ret(ch_io_recvmsg(fd, fi, m, flags));
 }

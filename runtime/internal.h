@@ -327,6 +327,9 @@ struct ch_sched {
   size_t inbox_len;                 /* [inbox_lock] its length (added to runq_in when drained) */
   size_t inbox_movable;             /* [inbox_lock] how many of them are movable (to runq_movable) */
   _Atomic int inbox_nonempty;       /* [atomic] a hint; the list under the lock is the truth */
+  /* A coroutine back from a system call that cost it its OS thread runs next (sched.c,
+   * ch_sched_requeue): set by the old OS thread, taken by the owner at its next pick. */
+  _Atomic(ch_coro *) runnext;       /* [atomic] */
   /* a finished coroutine's stack, released by whoever runs next (a stack cannot free itself) */
   ch_coro *dead;             /* [thread] the coroutine whose stack we just left for good */
   bool has_dead;             /* [thread] */
@@ -747,6 +750,8 @@ long ch_io_accept(int fd, struct ch_fdinfo *fi, struct sockaddr *addr, ch_sockle
 long ch_io_connect(int fd, struct ch_fdinfo *fi, const struct sockaddr *addr, ch_socklen_t alen);
 /* deadline: 0 = just look, CH_NO_DEADLINE = no limit */
 long ch_io_poll(struct pollfd *fds, unsigned long n, uint64_t deadline);
+/* A read on fd found its receive queue empty (EAGAIN) outside the runtime (io.c, ch_io_poll). */
+void ch_io_note_empty(int fd);
 long ch_io_select(int nfds, void *rd, void *wr, void *ex, uint64_t deadline);
 long ch_io_epoll_wait(int epfd, struct epoll_event *ev, int max, uint64_t deadline);
 long ch_io_sleep_until(uint64_t deadline); /* 0, or -EINTR */

@@ -91,7 +91,17 @@ static inline ch_coro *runq_pop(struct ch_sched *s) {
   return co;
 }
 
+static ch_coro *take_runnext(struct ch_sched *s);
+
 void ch_sched_drain_inbox(struct ch_sched *s) {
+  if (CH_UNLIKELY(atomic_load_explicit(&s->runnext, memory_order_relaxed))) {
+    ch_coro *co = take_runnext(s); /* to the head of the run queue: it goes first */
+    if (co) {
+      co->next = s->runq_head;
+      s->runq_head = co;
+      if (!s->runq_tail) s->runq_tail = co;
+    }
+  }
   ch_lock(&s->inbox_lock);
   ch_coro *head = s->inbox_head, *tail = s->inbox_tail;
   s->inbox_head = s->inbox_tail = NULL;
@@ -125,9 +135,29 @@ static void make_ready(ch_coro *co) {
   else inbox_push(s, co);
 }
 
+/* A coroutine that lost its OS thread (handoff.c) comes back from a system call that held it up:
+ * it runs next on its scheduler, ahead of the run queue (Go's runnext slot; the kernel, too, lets a
+ * task that wakes from a long sleep run soon). It may hold what others wait for — a group-commit
+ * leader back from fdatasync, whose followers sleep until it signals them — and natively it would
+ * have gone on at once. One slot: a second such coroutine queues normally. */
 void ch_sched_requeue(ch_coro *co) {
   co->movable = false; /* lost in the middle of a section: it resumes into s's state */
-  inbox_push(co->sched, co);
+  struct ch_sched *s = co->sched;
+  ch_coro *none = NULL;
+  co->next = NULL;
+  if (!atomic_compare_exchange_strong_explicit(&s->runnext, &none, co, memory_order_release, memory_order_relaxed)) {
+    inbox_push(s, co);
+    return;
+  }
+  atomic_store_explicit(&s->inbox_nonempty, 1, memory_order_release); /* an idle one drains, the monitor sees work */
+  ch_loop_notify(s->loop);
+}
+
+/* The runnext slot's coroutine, if any, counted as an arrival. */
+static inline ch_coro *take_runnext(struct ch_sched *s) {
+  ch_coro *co = atomic_exchange_explicit(&s->runnext, NULL, memory_order_acquire);
+  if (co) s->runq_in++;
+  return co;
 }
 
 /* See the park protocol table in internal.h. */
@@ -415,6 +445,13 @@ void ch_signal_arrived(bool restart) {
 /* The next coroutine to run, polling (and blocking) until there is one. May be the caller itself. */
 static ch_coro *next_ready(struct ch_sched *s) {
   CH_ASSERT(ch_rt_owned(s));
+  if (CH_UNLIKELY(atomic_load_explicit(&s->runnext, memory_order_relaxed))) {
+    ch_coro *co = take_runnext(s);
+    if (co) {
+      s->runq_out++;
+      return co;
+    }
+  }
   for (;;) {
     if (s->runq_head) {
       if (CH_UNLIKELY(s->runq_movable) && s->runq_head != s->runq_tail &&
