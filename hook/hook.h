@@ -45,7 +45,8 @@ int __underflow(FILE *); /* exported by glibc (for its getc macros), declared by
   X(read) X(readv) X(write) X(writev) X(recv) X(recvfrom) X(recvmsg) X(send) X(sendto) X(sendmsg)   \
   X(accept) X(accept4) X(connect) X(socket) X(socketpair) X(pipe) X(pipe2) X(close) X(dup) X(dup2)  \
   X(dup3) X(fcntl) X(ioctl) X(setsockopt) X(sleep) X(usleep) X(nanosleep) X(clock_nanosleep)      \
-  X(poll) X(ppoll) X(select) X(pselect) X(epoll_wait) X(epoll_pwait) X(sigaction) X(fork)         \
+  X(poll) X(ppoll) X(select) X(pselect) X(epoll_wait) X(epoll_pwait) X(epoll_ctl) X(sigaction)   \
+  X(fork)                                                                                          \
   X(sched_yield) X(pthread_create) X(pthread_join) X(pthread_tryjoin_np) X(pthread_timedjoin_np)    \
   X(pthread_clockjoin_np) X(pthread_detach) X(pthread_exit) X(pthread_self) X(pthread_getattr_np)   \
   X(pthread_kill) X(pthread_mutex_lock) X(pthread_mutex_trylock) X(pthread_mutex_timedlock)         \

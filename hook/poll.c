@@ -109,6 +109,19 @@ CH_EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex, const struct
   return (int)ch_ret(ch_io_select(nfds, rd, wr, ex, ts_deadline(ts)));
 }
 
+/* libev's own epoll_ctl (inside a scheduler's loop run, on the runtime's epoll fd): an fd the
+ * program closed from another thread while this loop still had a change pending for it — a loop a
+ * coroutine-thread waited in before it moved to another worker — answers EBADF, and libev aborts
+ * the process on that (ev_epoll.c asserts). Natively nothing would be watching that fd any more:
+ * nothing to watch, so report it done. If its number comes back, the loop re-adds it (generations,
+ * runtime/loop.c). The program's own calls are untouched. */
+CH_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
+  int r = REAL(epoll_ctl)(epfd, op, fd, ev);
+  if (CH_UNLIKELY(r < 0) && ch_tls_bypass && errno == EBADF && op != EPOLL_CTL_DEL && ch_fd_is_internal(epfd))
+    return 0;
+  return r;
+}
+
 CH_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout) {
   if (ch_tls_bypass || timeout == 0) return REAL(epoll_wait)(epfd, ev, max, timeout);
   CH_STAT_CALL(CH_FAM_POLL);

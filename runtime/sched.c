@@ -498,6 +498,9 @@ static inline bool cancel_ends_wait(ch_coro *self) {
 int ch_park(struct ch_sched *s, uint64_t deadline) {
   CH_ASSERT(ch_rt_owned(s)); /* the caller's section covers its registrations, the park and the clean-up */
   ch_coro *self = s->current;
+  /* The program's errno, as it was when it called: what runs below on this coroutine's TLS (libev's
+   * epoll_ctl answering EEXIST for an fd another loop had, an eventfd write) must not show through. */
+  int saved_errno = errno;
   if (CH_UNLIKELY(atomic_load_explicit(&self->pending_sigs, memory_order_relaxed))) run_pending(self);
   /* A request that came while we were running found nobody to kick: a cancellation point acts as
    * it is entered. Claimed like a wake-up, so nobody else queues us for this park. */
@@ -508,6 +511,7 @@ int ch_park(struct ch_sched *s, uint64_t deadline) {
                                                 memory_order_acquire)) {
       atomic_store_explicit(&self->park, CH_RUNNING, memory_order_relaxed);
       self->movable = false;
+      errno = saved_errno;
       return CH_WAKE_INTR;
     }
   }
@@ -547,6 +551,7 @@ int ch_park(struct ch_sched *s, uint64_t deadline) {
   ch_timer_del(s, &t); /* no-op when it fired */
   atomic_store_explicit(&self->park, CH_RUNNING, memory_order_relaxed);
   if (CH_UNLIKELY(atomic_load_explicit(&self->pending_sigs, memory_order_relaxed))) run_pending(self);
+  errno = saved_errno;
   return why;
 }
 
@@ -555,12 +560,14 @@ void ch_yield(void) {
   struct ch_sched *s = ch_sched_get();
   if (!s) return;
   ch_coro *self = s->current;
+  int saved_errno = errno; /* see ch_park */
   note_depth(self);
   self->movable = ch_may_move(self); /* nothing after the switch below uses s */
   runq_push(s, self);
   ch_coro *next = next_ready(s);
   if (next != self) switch_to(s, self, next);
   self->movable = false;
+  errno = saved_errno;
 }
 
 int ch_sleep_until(uint64_t deadline) {

@@ -53,6 +53,7 @@ void *run(void *arg) {
     // An fd wait wherever the thread runs now (after a steal: on another worker than last time).
     char out = static_cast<char>('a' + (r + id) % 20), in = 0;
     if (write(sv[id][0], &out, 1) != 1 || read(sv[id][0], &in, 1) != 1 || in != out + 1) {
+      std::fprintf(stderr, "thread %d round %d: sent %d, got %d back (errno %d)\n", id, r, out, in, errno);
       pthread_mutex_lock(&mu);
       mismatches++;
       pthread_mutex_unlock(&mu);
@@ -70,6 +71,7 @@ void *run(void *arg) {
       pthread_cond_broadcast(&turn_cv);
       pthread_mutex_unlock(&mu);
       if (std::string(e.what()) != mine.name || errno != 100 + id) {
+        std::fprintf(stderr, "thread %d round %d: what() %s, name %s, errno %d\n", id, r, e.what(), mine.name.c_str(), errno);
         pthread_mutex_lock(&mu);
         mismatches++;
         pthread_mutex_unlock(&mu);
