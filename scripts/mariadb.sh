@@ -8,6 +8,8 @@
 #   scripts/mariadb.sh --aio native|off   one InnoDB I/O variant only (default: both)
 #   COHOOK_CMD=/path/to/cohook scripts/mariadb.sh   (default: build/cohook, built if missing; any
 #                                                   COHOOK_* knob in the environment reaches the preload)
+#   scripts/mariadb.sh --pin              the server on CPU 0, sysbench on CPU 1 (as scripts/demo.sh runs
+#                                         its servers and load), both modes alike
 #   scripts/mariadb.sh --tsv FILE         also append the rows to FILE in scripts/demo.sh's format
 #   COHOOK_LOG=warn scripts/mariadb.sh    a server that hangs preloaded shows the preload's stall reports
 #
@@ -35,13 +37,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-secs=60 aio=both tsv="" ready_timeout=${READY_TIMEOUT:-60}
-usage="usage: scripts/mariadb.sh [--time SECONDS] [--aio both|native|off] [--tsv FILE]"
+secs=60 aio=both tsv="" ready_timeout=${READY_TIMEOUT:-60} pin_srv=() pin_load=()
+usage="usage: scripts/mariadb.sh [--time SECONDS] [--aio both|native|off] [--pin] [--tsv FILE]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --time) secs=${2:-}; shift ;;
     --aio) aio=${2:-}; shift ;;
     --tsv) tsv=${2:-}; shift ;;
+    --pin) pin_srv=(taskset -c 0) pin_load=(taskset -c 1) ;;
     -h|--help) echo "$usage"; exit 0 ;;
     *) echo "$usage" >&2; exit 2 ;;
   esac
@@ -232,9 +235,9 @@ run() {
   fi
 
   if [ "$mode" = preloaded ]; then
-    "$COHOOK_CMD" -- "$mariadbd" "${args[@]}" >"$dir/stdout.log" 2>&1 &
+    "${pin_srv[@]}" "$COHOOK_CMD" -- "$mariadbd" "${args[@]}" >"$dir/stdout.log" 2>&1 &
   else
-    "$mariadbd" "${args[@]}" >"$dir/stdout.log" 2>&1 &
+    "${pin_srv[@]}" "$mariadbd" "${args[@]}" >"$dir/stdout.log" 2>&1 &
   fi
   mpid=$!
   echo 0 >"$dir/threads"
@@ -281,7 +284,7 @@ run() {
             GRANT ALL ON sbtest.* TO sb@'127.0.0.1';" >>"$dir/client.log" 2>&1; then
     note="creating the sysbench user failed"
   fi
-  local sb=(sysbench oltp_read_write --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$port"
+  local sb=("${pin_load[@]}" sysbench oltp_read_write --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$port"
     --mysql-user=sb --mysql-password=sb --mysql-db=sbtest --tables="$tables" --table-size="$table_size")
   if [ -z "$note" ]; then
     local p0=$SECONDS
