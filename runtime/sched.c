@@ -115,17 +115,23 @@ void ch_sched_drain_inbox(struct ch_sched *s) {
   s->runq_tail = tail;
 }
 
-static void inbox_push(struct ch_sched *s, ch_coro *co) {
-  co->next = NULL;
+/* Append the list head..tail (n coroutines, `movable` of them movable; tail->next is NULL) to s's
+ * inbox and poke its loop. */
+static void inbox_push_list(struct ch_sched *s, ch_coro *head, ch_coro *tail, size_t n, size_t movable) {
   ch_lock(&s->inbox_lock);
-  if (s->inbox_tail) s->inbox_tail->next = co;
-  else s->inbox_head = co;
-  s->inbox_tail = co;
-  s->inbox_len++;
-  s->inbox_movable += co->movable;
+  if (s->inbox_tail) s->inbox_tail->next = head;
+  else s->inbox_head = head;
+  s->inbox_tail = tail;
+  s->inbox_len += n;
+  s->inbox_movable += movable;
   atomic_store_explicit(&s->inbox_nonempty, 1, memory_order_relaxed);
   ch_unlock(&s->inbox_lock);
   ch_loop_notify(s->loop);
+}
+
+static void inbox_push(struct ch_sched *s, ch_coro *co) {
+  co->next = NULL;
+  inbox_push_list(s, co, co, 1, co->movable);
 }
 
 /* Inside a runtime section (the caller's), so that "s is this thread's" stays true until the push. */
@@ -272,15 +278,7 @@ static __attribute__((noinline)) void give_work(struct ch_sched *s) {
     s->give_after = s->runq_out + CH_STEAL_BACKOFF; /* and look again only after a few picks */
     return;
   }
-  ch_lock(&to->inbox_lock);
-  if (to->inbox_tail) to->inbox_tail->next = head;
-  else to->inbox_head = head;
-  to->inbox_tail = tail;
-  to->inbox_len += taken;
-  to->inbox_movable += taken;
-  atomic_store_explicit(&to->inbox_nonempty, 1, memory_order_relaxed);
-  ch_unlock(&to->inbox_lock);
-  ch_loop_notify(to->loop);
+  inbox_push_list(to, head, tail, taken, taken);
   atomic_fetch_add_explicit(&ch_stats.steals, taken, memory_order_relaxed);
 }
 
